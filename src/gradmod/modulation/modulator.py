@@ -270,11 +270,13 @@ class LayerwiseGradientModulator:
         return self._gains.detach().clone()
 
     def feedback_tensor(self) -> Tensor:
+        """Return the last feedback as a tensor in ``layer_names`` order, without synchronising."""
         return self._feedback.detach().clone()
 
     def update_ratio_tensor(self) -> Tensor:
         """Return ||u_l|| / ||w_l|| of the last applied update per layer (0 where ||w_l|| is 0)."""
-        weight_norm = layer_norms(self._params, self._index, len(self.layers), self._stat_dtype)
+        with torch.no_grad():
+            weight_norm = layer_norms(self._params, self._index, len(self.layers), self._stat_dtype)
         return torch.where(weight_norm > 0, self._applied_norm / weight_norm.clamp_min(1e-30), 0.0)
 
     # -------------------------------------------------------- pipeline feedback
@@ -294,6 +296,7 @@ class LayerwiseGradientModulator:
             mask = torch.tensor([name in layers for name in self.layer_names], device=self.device)
         if not self.policy.back_off(self._policy_state, mask, factor):
             return []
+        self._refresh_gains()
         return [name for name, hit in zip(self.layer_names, mask.tolist()) if hit]
 
     def relax(self, rate: float = 0.5) -> bool:
@@ -303,7 +306,15 @@ class LayerwiseGradientModulator:
         """
         if not 0.0 <= rate <= 1.0:
             raise ValueError(f"rate must be in [0, 1], got {rate!r}")
-        return self.policy.relax(self._policy_state, rate)
+        relaxed = self.policy.relax(self._policy_state, rate)
+        if relaxed:
+            self._refresh_gains()
+        return relaxed
+
+    def _refresh_gains(self) -> None:
+        current = self.policy.current_gains(self._policy_state)
+        if current is not None:
+            self._gains = current
 
     # ------------------------------------------------------------- checkpoint
     def state_dict(self) -> dict[str, Any]:

@@ -62,6 +62,10 @@ class GainPolicy:
         """Move the policy a fraction ``rate`` toward neutral gains; False if not supported."""
         return False
 
+    def current_gains(self, state: dict[str, Tensor]) -> Tensor | None:
+        """Return the gains the state stands for now, or None when they depend on the next step's signals."""
+        return None
+
     def config(self) -> dict[str, Any]:
         """Return the constructor arguments, for ``repr`` and saved results."""
         return {}

@@ -87,6 +87,9 @@ class Hypergradient(GainPolicy):
         )
         return state["log_gain"].exp()
 
+    def current_gains(self, state: dict[str, Tensor]) -> Tensor:
+        return state["log_gain"].exp()
+
     def back_off(self, state: dict[str, Tensor], layers: Tensor, factor: float) -> bool:
         shifted = (state["log_gain"] + math.log(factor)).clamp(math.log(self.min_gain), math.log(self.max_gain))
         state["log_gain"] = torch.where(layers, shifted, state["log_gain"])
