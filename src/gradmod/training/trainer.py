@@ -1,0 +1,577 @@
+"""The Trainer: one training run from a ``TrainConfig``, resumable bit for bit on CPU.
+
+Each optimizer step is::
+
+    images, labels = next batch            (BatchLoader: order and augmentation from (seed, epoch))
+    images = attack(images)                 (adversarial training only)
+    loss = cross_entropy(model(images), labels)
+    zero_grad; loss.backward()
+    optimizer.step()                        (wrapped by the modulator when LGM is on)
+    scheduler.step()                        (warmup + cosine, by step)
+
+and at each step boundary, in this order: training record, controllers'
+``on_step_end``, validation (every ``run.eval_every`` steps, at each epoch end
+and at the last step), periodic checkpoint, then the stop checks (signal, time
+budget, target). A checkpoint is therefore always taken at a state the
+uninterrupted run also passes through, which is what makes resuming exact.
+
+``train_seconds`` counts training only: the clock stops during evaluation and
+checkpoint writing, because the comparison harness measures time to target
+on training time.
+
+NOTE: bit-exact resumption also needs the same torch thread count (and the
+same torch build), because CPU reductions round differently across threads.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+import gradmod
+from gradmod.data import BatchLoader, FashionMNIST
+from gradmod.training import _components as components
+from gradmod.training._fields import ConfigError
+from gradmod.training.checkpoint import (
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_NAME,
+    capture_rng_state,
+    load_checkpoint,
+    restore_rng_state,
+    save_checkpoint,
+)
+from gradmod.training.config import TrainConfig
+from gradmod.training.evaluation import Evaluation, evaluate
+from gradmod.training.interrupt import StopOnSignal, TrainingInterrupted
+from gradmod.training.metrics import MetricLogger
+from gradmod.training.recipes import resolve_recipe
+from gradmod.training.result import TrainResult
+from gradmod.training.schedule import WarmupCosineSchedule
+
+__all__ = ["Trainer"]
+
+logger = logging.getLogger(__name__)
+
+
+class Trainer:
+    """Train a model on Fashion-MNIST as ``config`` specifies, with metrics, checkpoints and LGM.
+
+    Args:
+        config: a ``TrainConfig`` or its dict form; recipe keys left unset are
+            filled from the model's recipe (see ``self.config`` for the result).
+        dataset: an already loaded ``FashionMNIST`` (``train``, ``val``, ``test``
+            splits), so that many runs in one process load the files once; None
+            loads it from ``config.data``.
+
+    Attributes used by pipeline controllers: ``model``, ``optimizer``,
+    ``modulator`` (None when modulation is off), ``config``, ``controllers``,
+    ``step`` and ``log_event``.
+
+    Raises:
+        ConfigError: an invalid setting, before any training.
+        gradmod.data.DataError: missing or invalid dataset files.
+    """
+
+    def __init__(self, config: TrainConfig | dict[str, Any], dataset: FashionMNIST | None = None) -> None:
+        if isinstance(config, dict):
+            config = TrainConfig.from_dict(config)
+        elif isinstance(config, TrainConfig):
+            config = copy.deepcopy(config)
+            config.validate()
+        else:
+            raise TypeError(f"config must be a TrainConfig or a dict, got {type(config).__name__}")
+        self.config = resolve_recipe(config)
+        self.device = torch.device(self.config.device)
+        if self.config.threads is not None:
+            torch.set_num_threads(self.config.threads)
+
+        self.model = components.build_seeded_model(self.config, self.device)
+        components.seed_training(self.config.seed)
+        self.optimizer = components.build_optimizer_from_config(self.model, self.config)
+        self.modulator = components.build_modulator(self.model, self.config, self.optimizer)
+        self.adversarial = components.build_adversarial(self.config)
+
+        self.dataset = dataset if dataset is not None else components.load_dataset(self.config)
+        if self.dataset.val is None:
+            raise ConfigError("the dataset has no validation split; load it with val_size >= 1")
+        self.train_loader = self._build_train_loader()
+        self.steps_per_epoch = len(self.train_loader)
+        self.total_steps = self.config.epochs * self.steps_per_epoch
+        if self.config.max_steps is not None:
+            self.total_steps = min(self.total_steps, self.config.max_steps)
+        self.scheduler = WarmupCosineSchedule(
+            self.optimizer,
+            warmup_steps=self.config.schedule.warmup_steps,
+            total_steps=self.total_steps,
+            min_lr_ratio=self.config.schedule.min_lr_ratio,
+        )
+        self.overfitting_monitor = components.build_overfitting_monitor(self.config, self.dataset)
+
+        self.metrics = MetricLogger()
+        self.gains_history: list[dict[str, Any]] = []
+        self.step = 0
+        self.epoch = 0  # epoch of the next batch
+        self.batch_index = 0  # index of the next batch within its epoch
+        self.train_seconds = 0.0
+        self.steps_to_target: int | None = None
+        self.seconds_to_target: float | None = None
+        self.last_validation: dict[str, Any] | None = None
+        self.diverged = False
+        self._batches = None
+        self._running_since: float | None = None
+        self._window = {"images": 0, "seconds": 0.0}
+        self._step_lr = float("nan")  # learning rate of the step being logged (first group)
+        self._folder_claimed = False
+        self.controllers: list[Any] = components.build_pipeline_controllers(self.config, self)
+
+    # ------------------------------------------------------------ construction
+    def _build_train_loader(self) -> BatchLoader:
+        data = self.config.data
+        train = self.dataset.train
+        if data.train_subset is not None and data.train_subset > len(train):
+            raise ConfigError(
+                f"data.train_subset = {data.train_subset} exceeds the {len(train)} training images; "
+                "use a smaller subset or leave it unset"
+            )
+        available = data.train_subset or len(train)
+        if available < data.batch_size:
+            raise ConfigError(
+                f"data.batch_size = {data.batch_size} is larger than the {available} training images, "
+                "so an epoch would have no full batch; lower batch_size or raise train_subset"
+            )
+        # drop_last: a last batch of one image would break batch norm in training mode.
+        return BatchLoader(
+            train,
+            data.batch_size,
+            shuffle=True,
+            seed=self.config.seed,
+            augment=data.augment,
+            drop_last=True,
+            subset=data.train_subset,
+        )
+
+    @classmethod
+    def resume(
+        cls,
+        path: str | Path,
+        dataset: FashionMNIST | None = None,
+        overrides: dict[str, Any] | None = None,
+    ) -> Trainer:
+        """Rebuild a Trainer from a checkpoint (a file, or a run folder that contains ``checkpoint.pt``).
+
+        ``overrides`` maps dotted config keys to new values, for settings that do
+        not change the training itself (``run.quiet``, ``data.path``, ``device``).
+        The run folder becomes the checkpoint's folder, even if it was moved.
+        """
+        path = Path(path)
+        checkpoint_path = path / CHECKPOINT_NAME if path.is_dir() else path
+        state = load_checkpoint(checkpoint_path)
+        changes = {"run.out": str(checkpoint_path.parent), **(overrides or {})}
+        config = TrainConfig.from_dict(state["config"]).replace(**changes)
+        trainer = cls(config, dataset)
+        trainer.load_state_dict(state)
+        logger.info("resumed %s at step %d of %d", checkpoint_path, trainer.step, trainer.total_steps)
+        return trainer
+
+    # ---------------------------------------------------------------- public
+    def log_event(self, kind: str, step: int, **values: Any) -> None:
+        """Record a controller decision in ``events.jsonl`` and the result's events."""
+        record = {"kind": str(kind), "step": int(step), **{key: _plain(value) for key, value in values.items()}}
+        self.metrics.log_event(record)
+        logger.debug("event %s at step %d: %s", kind, step, values)
+
+    def fit(self, max_steps: int | None = None, time_budget: float | None = None) -> TrainResult:
+        """Train to the end of the configured run, or until a stop condition, and evaluate.
+
+        Args:
+            max_steps: stop once ``self.step`` reaches this many optimizer steps in
+                total. Unlike ``config.max_steps`` it does not shorten the
+                schedule, so a later ``fit`` or resume continues the same run.
+            time_budget: stop after this many training seconds in total.
+
+        At the end: a checkpoint (with a run folder), a validation evaluation if the
+        last step had none, the test evaluation, and ``result.json``.
+
+        Raises:
+            TrainingInterrupted: after SIGINT or SIGTERM, once the checkpoint is written.
+        """
+        if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 0):
+            raise ValueError(f"max_steps must be an int >= 0, got {max_steps!r}")
+        if time_budget is not None and not time_budget > 0:
+            raise ValueError(f"time_budget must be > 0 seconds, got {time_budget!r}")
+        stop_step = self.total_steps if max_steps is None else min(self.total_steps, max_steps)
+        folder = self._claim_run_folder()
+        run = self.config.run
+        self.metrics.open(folder, csv_file=run.csv, tensorboard=run.tensorboard, step=self.step)
+        logger.info(
+            "training %s with %s for %d steps (%d per epoch), from step %d",
+            self.config.model.name,
+            self.config.optimizer.name,
+            self.total_steps,
+            self.steps_per_epoch,
+            self.step,
+        )
+        try:
+            stopped_early = self._train_until(stop_step, time_budget)
+            result = self._finish(stopped_early or self.step < self.total_steps)
+        finally:
+            self._pause_clock()
+            self.metrics.close()
+        return result
+
+    # -------------------------------------------------------------- training
+    def _train_until(self, stop_step: int, time_budget: float | None) -> bool:
+        """Run steps until ``stop_step``; return True when a stop condition ended it sooner."""
+        self.model.train()
+        bar = tqdm(
+            total=self.total_steps,
+            initial=self.step,
+            disable=self.config.run.quiet,
+            unit="step",
+            desc=self.config.model.name,
+            dynamic_ncols=True,
+        )
+        stopped_early = False
+        try:
+            with StopOnSignal() as stop:
+                self._start_clock()
+                while self.step < stop_step:
+                    loss, correct, count = self._train_step()
+                    self._end_step(loss, correct, count, bar)
+                    if stop.requested:
+                        self._pause_clock()
+                        checkpoint = self._save_checkpoint()
+                        raise TrainingInterrupted(stop.signum, self.step, checkpoint)
+                    if self.diverged:
+                        stopped_early = True
+                        break
+                    if time_budget is not None and self._elapsed() >= time_budget:
+                        logger.info("time budget of %.1f s used up at step %d", time_budget, self.step)
+                        stopped_early = True
+                        break
+                    if self.config.run.stop_at_target and self.steps_to_target is not None:
+                        stopped_early = True
+                        break
+                self._pause_clock()
+                self._save_checkpoint()
+        finally:
+            bar.close()
+        return stopped_early
+
+    def _next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._batches is None:
+            self.train_loader.set_epoch(self.epoch)
+            self._batches = self.train_loader.iter_from(self.batch_index)
+        return next(self._batches)
+
+    def _train_step(self) -> tuple[float, int, int]:
+        """Run one optimizer step; return (loss, correct predictions, batch size)."""
+        self._step_lr = float(self.optimizer.param_groups[0]["lr"])
+        images, labels = self._next_batch()
+        images = images.to(self.device, non_blocking=True)
+        labels = labels.to(self.device, non_blocking=True)
+        if self.adversarial is not None:
+            images = self.adversarial.perturb(self.model, images, labels)
+        logits = self.model(images)
+        loss = F.cross_entropy(logits, labels)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.scheduler.step()
+        correct = (logits.detach().argmax(dim=1) == labels).sum()
+        return loss.item(), int(correct.item()), len(labels)
+
+    def _end_step(self, loss: float, correct: int, count: int, bar: tqdm) -> None:
+        """Do everything that happens at a step boundary, in the documented order."""
+        self.step += 1
+        self.batch_index += 1
+        epoch_ended = self.batch_index == self.steps_per_epoch
+        if epoch_ended:
+            self.epoch += 1
+            self.batch_index = 0
+            self._batches = None
+        self._window["images"] += count
+
+        run = self.config.run
+        if self.step % run.log_every == 0 or self.step == self.total_steps:
+            self._log_train_record(loss, correct / count)
+        if not math.isfinite(loss):
+            self._check_divergence(loss)
+        for controller in self.controllers:
+            if hasattr(controller, "on_step_end"):
+                controller.on_step_end(self, self.step, loss)
+
+        bar.update(1)
+        if self.step % 10 == 0:
+            bar.set_postfix(self._progress_fields(loss), refresh=False)
+        periodic = run.eval_every is not None and self.step % run.eval_every == 0
+        if periodic or epoch_ended or self.step == self.total_steps:
+            self._validate(epoch_ended)
+            bar.set_postfix(self._progress_fields(loss), refresh=False)
+        if run.checkpoint_every is not None and self.step % run.checkpoint_every == 0:
+            self._pause_clock()
+            self._save_checkpoint()
+            self._start_clock()
+
+    def _log_train_record(self, loss: float, accuracy: float) -> None:
+        elapsed = self._elapsed()
+        window_seconds = elapsed - self._window["seconds"]
+        record = {
+            "kind": "train",
+            "step": self.step,
+            "epoch": self.step / self.steps_per_epoch,
+            "loss": loss,
+            "accuracy": accuracy,
+            "lr": self._step_lr,
+            "images_per_second": self._window["images"] / window_seconds if window_seconds > 0 else None,
+            "train_seconds": elapsed,
+        }
+        if self.modulator is not None and self.step % self.config.run.gains_every == 0:
+            gains = self.modulator.gains()
+            record.update({f"lgm/gain/{name}": gain for name, gain in gains.items()})
+            record["lgm/skipped_steps"] = self.modulator.skipped_steps
+            self.gains_history.append({"step": self.step, "gains": gains})
+        self.metrics.log(record)
+        self._window = {"images": 0, "seconds": elapsed}
+
+    def _check_divergence(self, loss: float) -> None:
+        """Stop when the loss is not finite and the weights are no longer finite either.
+
+        A non-finite loss with finite weights (the modulator skipped the step) lets training go on.
+        """
+        finite = all(bool(torch.isfinite(p).all()) for p in self.model.parameters())
+        if not finite:
+            self.diverged = True
+            self.log_event("diverged", self.step, loss=loss)
+            logger.warning("training diverged at step %d: loss %s and non-finite weights", self.step, loss)
+
+    def _progress_fields(self, loss: float) -> dict[str, str]:
+        fields = {"epoch": f"{self.step / self.steps_per_epoch:.2f}", "loss": f"{loss:.4f}"}
+        if self.last_validation is not None:
+            fields["val_acc"] = f"{self.last_validation['val_accuracy']:.4f}"
+        return fields
+
+    # ------------------------------------------------------------ evaluation
+    def _validate(self, epoch_ended: bool) -> None:
+        """Evaluate on the validation split, record it, check the target and notify controllers."""
+        self._pause_clock()
+        evaluation = evaluate(self.model, self.dataset.val, self.config.data.eval_batch_size, self.device)
+        record = self._evaluation_record("eval", "val", evaluation)
+        if epoch_ended and self.overfitting_monitor is not None:
+            self._check_overfitting(record)
+        self.metrics.log(record)
+        self.last_validation = record
+
+        target = self.config.target_accuracy
+        if target is not None and self.steps_to_target is None and evaluation.accuracy >= target:
+            self.steps_to_target = self.step
+            self.seconds_to_target = self.train_seconds
+            self.log_event(
+                "target_reached", self.step, val_accuracy=evaluation.accuracy, train_seconds=self.train_seconds
+            )
+            logger.info(
+                "validation accuracy %.4f reached the target %.4f at step %d after %.1f training seconds",
+                evaluation.accuracy,
+                target,
+                self.step,
+                self.train_seconds,
+            )
+        for controller in self.controllers:
+            if hasattr(controller, "on_eval_end"):
+                controller.on_eval_end(self, self.step, evaluation.accuracy)
+        self._start_clock()
+
+    def _check_overfitting(self, record: dict[str, Any]) -> None:
+        result = self.overfitting_monitor.check(self.model, self.epoch)
+        record["pgd_accuracy"] = result.accuracy
+        if result.collapsed:
+            self.log_event(
+                "catastrophic_overfitting",
+                self.step,
+                epoch=result.epoch,
+                pgd_accuracy=result.accuracy,
+                best_accuracy=result.best_accuracy,
+                best_epoch=result.best_epoch,
+                reason=result.reason,
+            )
+
+    def _evaluation_record(self, kind: str, prefix: str, evaluation: Evaluation) -> dict[str, Any]:
+        return {
+            "kind": kind,
+            "step": self.step,
+            "epoch": self.step / self.steps_per_epoch,
+            f"{prefix}_loss": evaluation.loss,
+            f"{prefix}_accuracy": evaluation.accuracy,
+            "train_seconds": self.train_seconds,
+        }
+
+    def _finish(self, stopped_early: bool) -> TrainResult:
+        """Evaluate what the last step has not, measure the test accuracy once and build the result."""
+        if self.last_validation is None or self.last_validation["step"] != self.step:
+            evaluation = evaluate(self.model, self.dataset.val, self.config.data.eval_batch_size, self.device)
+            self.last_validation = self._evaluation_record("eval", "val", evaluation)
+            self.metrics.log(self.last_validation)
+        test = evaluate(self.model, self.dataset.test, self.config.data.eval_batch_size, self.device)
+        self.metrics.log(self._evaluation_record("test", "test", test))
+        result = TrainResult(
+            config=self.config.to_dict(),
+            steps=self.step,
+            epochs=self.step / self.steps_per_epoch,
+            train_seconds=self.train_seconds,
+            final_val_loss=self.last_validation["val_loss"],
+            final_val_accuracy=self.last_validation["val_accuracy"],
+            test_loss=test.loss,
+            test_accuracy=test.accuracy,
+            target_accuracy=self.config.target_accuracy,
+            steps_to_target=self.steps_to_target,
+            seconds_to_target=self.seconds_to_target,
+            history=list(self.metrics.history),
+            gains_history=list(self.gains_history),
+            events=list(self.metrics.events),
+            diverged=self.diverged,
+            stopped_early=stopped_early,
+        )
+        if self.config.run.out is not None:
+            result.save(Path(self.config.run.out) / "result.json")
+        logger.info(
+            "finished at step %d: validation accuracy %.4f, test accuracy %.4f, %.1f training seconds",
+            self.step,
+            result.final_val_accuracy,
+            result.test_accuracy,
+            self.train_seconds,
+        )
+        return result
+
+    # ------------------------------------------------------------------ clock
+    def _start_clock(self) -> None:
+        self._running_since = time.perf_counter()
+
+    def _pause_clock(self) -> None:
+        if self._running_since is None:
+            return
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        self.train_seconds = self._elapsed()
+        self._running_since = None
+
+    def _elapsed(self) -> float:
+        if self._running_since is None:
+            return self.train_seconds
+        return self.train_seconds + time.perf_counter() - self._running_since
+
+    # ------------------------------------------------------------ checkpoints
+    def _claim_run_folder(self) -> Path | None:
+        """Create the run folder on the first ``fit`` and write ``config.json``."""
+        run = self.config.run
+        if run.out is None:
+            return None
+        folder = Path(run.out)
+        if not self._folder_claimed:
+            if (folder / CHECKPOINT_NAME).exists() and not run.overwrite:
+                raise ConfigError(
+                    f"run.out = {str(folder)!r} already contains a checkpoint; resume it "
+                    f"(gradmod train --resume {folder}), choose another folder, or set run.overwrite = true"
+                )
+            folder.mkdir(parents=True, exist_ok=True)
+            config_text = json.dumps(self.config.to_dict(), indent=1)
+            (folder / "config.json").write_text(config_text + "\n", encoding="utf-8")
+            self._folder_claimed = True
+        return folder
+
+    def _save_checkpoint(self) -> Path | None:
+        if self.config.run.out is None:
+            return None
+        return save_checkpoint(self.state_dict(), Path(self.config.run.out) / CHECKPOINT_NAME)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Return the whole training state at the current step boundary."""
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "gradmod_version": gradmod.__version__,
+            "config": self.config.to_dict(),
+            "step": self.step,
+            "epoch": self.epoch,
+            "batch_index": self.batch_index,
+            "train_seconds": self.train_seconds,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "modulator": None if self.modulator is None else self.modulator.state_dict(),
+            "controllers": [{"type": type(c).__name__, "state": c.state_dict()} for c in self._stateful_controllers()],
+            "overfitting_monitor": None if self.overfitting_monitor is None else self.overfitting_monitor.state_dict(),
+            "rng": capture_rng_state(),
+            "history": self.metrics.history,
+            "events": self.metrics.events,
+            "gains_history": self.gains_history,
+            "steps_to_target": self.steps_to_target,
+            "seconds_to_target": self.seconds_to_target,
+            "last_validation": self.last_validation,
+            "diverged": self.diverged,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a ``state_dict``; keys missing from older checkpoints keep their fresh values."""
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if (state.get("modulator") is None) != (self.modulator is None):
+            raise ValueError("the checkpoint and the config disagree on whether modulation is on")
+        if self.modulator is not None:
+            self.modulator.load_state_dict(state["modulator"])
+        self._load_controllers(state.get("controllers", []))
+        if self.overfitting_monitor is not None and state.get("overfitting_monitor") is not None:
+            self.overfitting_monitor.load_state_dict(state["overfitting_monitor"])
+
+        self.step = int(state["step"])
+        self.epoch = int(state["epoch"])
+        self.batch_index = int(state["batch_index"])
+        self._batches = None
+        self.train_seconds = float(state.get("train_seconds", 0.0))
+        self._window = {"images": 0, "seconds": self.train_seconds}
+        self.metrics.history = list(state.get("history", []))
+        self.metrics.events = list(state.get("events", []))
+        self.gains_history = list(state.get("gains_history", []))
+        self.steps_to_target = state.get("steps_to_target")
+        self.seconds_to_target = state.get("seconds_to_target")
+        self.last_validation = state.get("last_validation")
+        self.diverged = bool(state.get("diverged", False))
+        self._folder_claimed = True
+        restore_rng_state(state["rng"])
+
+    def _stateful_controllers(self) -> list[Any]:
+        """Return the controllers that have state to checkpoint; the others are rebuilt as they are."""
+        return [c for c in self.controllers if hasattr(c, "state_dict") and hasattr(c, "load_state_dict")]
+
+    def _load_controllers(self, saved: list[dict[str, Any]]) -> None:
+        controllers = self._stateful_controllers()
+        saved_types = [entry["type"] for entry in saved]
+        current_types = [type(c).__name__ for c in controllers]
+        if saved_types != current_types:
+            raise ValueError(
+                f"the checkpoint has controllers {saved_types} but the config builds {current_types}; "
+                "resume with the checkpoint's own feedback and freezing settings"
+            )
+        for controller, entry in zip(controllers, saved):
+            controller.load_state_dict(entry["state"])
+
+
+def _plain(value: Any) -> Any:
+    """Convert tensors and NumPy scalars in event values to Python numbers and lists."""
+    if isinstance(value, torch.Tensor):
+        return value.item() if value.numel() == 1 else value.tolist()
+    if hasattr(value, "item") and callable(value.item) and type(value).__module__ == "numpy":
+        return value.item()
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
