@@ -1,0 +1,87 @@
+"""Arms of the comparison: what changes between the runs of one workload and seed.
+
+Every arm starts from the workload's own training configuration and changes
+only what names the method, so that per seed all arms share initial weights,
+data order, schedule and evaluation. An arm that changes the optimizer leaves
+learning rate and weight decay unset, so the recipe's defaults for that
+optimizer apply (``gradmod.training.recipes``); no arm gets a tuned learning
+rate that the others do not (``--lr-scale`` applies the same multiples to all).
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib.util
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Arm", "ARMS", "DEFAULT_ARMS", "resolve_arms"]
+
+# Reset when an arm changes the optimizer, so that the recipe picks values for it.
+_OPTIMIZER_DEFAULTS = {"optimizer.lr": None, "optimizer.weight_decay": None, "optimizer.nesterov": None}
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One method under comparison.
+
+    Attributes:
+        name: the arm's name in reports and on the command line.
+        summary: one line for the report.
+        changes: dotted config keys and values applied on top of the workload.
+        requires: a module that must be importable, or None.
+        extra: the pip extra that provides ``requires``.
+    """
+
+    name: str
+    summary: str
+    changes: dict[str, Any] = field(default_factory=dict)
+    requires: str | None = None
+    extra: str | None = None
+
+    def available(self) -> bool:
+        return self.requires is None or importlib.util.find_spec(self.requires) is not None
+
+
+ARMS: dict[str, Arm] = {
+    arm.name: arm
+    for arm in (
+        Arm("baseline", "the workload's optimizer and schedule as they are"),
+        Arm(
+            "lgm",
+            "baseline + LayerwiseGradientModulator with default settings (hypergradient, apply=update)",
+            {"modulation.policy": "hypergradient"},
+        ),
+        Arm(
+            "agc",
+            "baseline + layer-wise adaptive gradient clipping (clip policy on gradients, clipping 0.16)",
+            # NOTE: 0.16 is our estimate for batch 128 from the trend the AGC paper reports
+            # (smaller batches tolerate larger clipping); it is not tuned here.
+            {"modulation.policy": "clip", "modulation.apply": "gradient", "modulation.options": {"clipping": 0.16}},
+        ),
+        Arm("lamb", "LAMB (pytorch-optimizer) in place of the optimizer", {"optimizer.name": "lamb", **_OPTIMIZER_DEFAULTS},
+            requires="pytorch_optimizer", extra="anchors"),
+        Arm("lars", "LARS (pytorch-optimizer) in place of the optimizer", {"optimizer.name": "lars", **_OPTIMIZER_DEFAULTS},
+            requires="pytorch_optimizer", extra="anchors"),
+        Arm("muon", "torch.optim.Muon for hidden matrices, AdamW for the rest", {"optimizer.name": "muon", **_OPTIMIZER_DEFAULTS}),
+    )
+}
+
+DEFAULT_ARMS = ("baseline", "lgm")
+
+
+def resolve_arms(names: Iterable[str]) -> list[Arm]:
+    """Return the arms by name, baseline first; unknown names raise ValueError with the nearest."""
+    arms = []
+    for name in names:
+        if name not in ARMS:
+            near = difflib.get_close_matches(name, ARMS, n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else ""
+            raise ValueError(f"unknown arm {name!r}{hint} (choose from {', '.join(ARMS)})")
+        if ARMS[name] not in arms:
+            arms.append(ARMS[name])
+    if ARMS["baseline"] not in arms:
+        arms.insert(0, ARMS["baseline"])  # every comparison is against the baseline
+    arms.sort(key=lambda arm: arm.name != "baseline")
+    return arms

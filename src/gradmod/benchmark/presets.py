@@ -1,0 +1,105 @@
+"""Presets of the comparison: workloads, arms, seeds and evaluation settings.
+
+Each workload fixes its model, training length and the target validation
+accuracy in the preset, before any run, so that time to target cannot be
+chosen after seeing the results. Targets were set from pilot runs of the
+baseline on a seed outside the preset's seeds (seed 100), at roughly the
+accuracy the baseline passes in the last third of its training.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from gradmod.benchmark.arms import DEFAULT_ARMS
+
+__all__ = ["WorkloadSetting", "Preset", "PRESETS", "get_preset"]
+
+
+@dataclass(frozen=True)
+class WorkloadSetting:
+    """How one workload trains in a preset.
+
+    Attributes:
+        name: the workload's name, also the model's name in ``gradmod.models``.
+        target_accuracy: validation accuracy (a fraction) for time to target.
+        epochs: passes over the (subset of the) training split.
+        train_subset: train on the first N images of the shuffled training split; None for all.
+        eval_every: optimizer steps between validation evaluations.
+        changes: further dotted config keys for this workload.
+    """
+
+    name: str
+    target_accuracy: float
+    epochs: int
+    train_subset: int | None
+    eval_every: int
+    changes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named comparison: which workloads, arms and seeds, and how to evaluate them."""
+
+    name: str
+    description: str
+    workloads: dict[str, WorkloadSetting]
+    default_workloads: tuple[str, ...]
+    arms: tuple[str, ...]
+    seeds: tuple[int, ...]
+    trainings: tuple[str, ...] = ("standard",)
+    adversarial_eps: float = 0.1
+    robust_eps: tuple[float, ...] = (0.05, 0.1, 0.2)
+    robust_images: int = 500
+    robust_steps: int = 20
+    lr_scales: tuple[float, ...] = (1.0,)
+    val_size: int = 5000
+
+    def with_changes(self, **changes: Any) -> "Preset":
+        return replace(self, **changes)
+
+
+_QUICK_WORKLOADS = {
+    "cnn": WorkloadSetting("cnn", target_accuracy=0.86, epochs=2, train_subset=20000, eval_every=39),
+    "vit": WorkloadSetting("vit", target_accuracy=0.78, epochs=2, train_subset=20000, eval_every=39),
+    "resnet": WorkloadSetting("resnet", target_accuracy=0.85, epochs=2, train_subset=20000, eval_every=39),
+}
+
+_FULL_WORKLOADS = {
+    "cnn": WorkloadSetting("cnn", target_accuracy=0.90, epochs=4, train_subset=None, eval_every=86),
+    "vit": WorkloadSetting("vit", target_accuracy=0.85, epochs=8, train_subset=None, eval_every=86),
+    "resnet": WorkloadSetting("resnet", target_accuracy=0.90, epochs=3, train_subset=None, eval_every=86),
+}
+
+PRESETS: dict[str, Preset] = {
+    "quick": Preset(
+        name="quick",
+        description="cnn and vit, baseline and lgm, 2 seeds, 20,000 training images for 2 epochs, standard training",
+        workloads=_QUICK_WORKLOADS,
+        default_workloads=("cnn", "vit"),
+        arms=DEFAULT_ARMS,
+        seeds=(0, 1),
+        robust_images=256,
+    ),
+    "full": Preset(
+        name="full",
+        description="cnn and vit, every arm, 3 seeds, the full training split, standard and fgsm_rs training",
+        workloads=_FULL_WORKLOADS,
+        default_workloads=("cnn", "vit"),
+        arms=("baseline", "lgm", "agc", "lamb", "lars", "muon"),
+        seeds=(0, 1, 2),
+        trainings=("standard", "fgsm_rs"),
+        robust_images=1000,
+    ),
+}
+
+
+def get_preset(name: str) -> Preset:
+    """Return the preset ``name``; an unknown name raises ValueError with the nearest."""
+    if name not in PRESETS:
+        near = difflib.get_close_matches(name, PRESETS, n=1)
+        hint = f"; did you mean {near[0]!r}?" if near else ""
+        raise ValueError(f"unknown preset {name!r}{hint} (choose from {', '.join(PRESETS)})")
+    return PRESETS[name]
