@@ -132,6 +132,7 @@ def art_correct(
             apgd_steps=apgd_steps,
             square_queries=square_queries,
         )
+        # NOTE: ART works on float32 arrays, so a float64 model fails here.
         x = images.detach().cpu().float().numpy()
         y = labels.detach().cpu().numpy()
         adversarial = torch.from_numpy(art_attack.generate(x=x, y=y))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterable
+from functools import partial
 from typing import Any
 
 import torch
@@ -223,44 +224,35 @@ def evaluate_robustness(
     art_used, art_note = _resolve_art(use_art)
 
     clean = correct_predictions(model, images, labels, batch_size)
-    pgd_name, more_name = f"pgd-{steps}", f"pgd-{more_steps}"
-    attack_names = ["fgsm", pgd_name, more_name] + (list(ART_ATTACKS) if art_used else [])
-    attack_accuracy: dict[str, dict[float, float]] = {name: {} for name in attack_names}
-    robust: dict[float, float] = {}
     common = {"norm": norm, "batch_size": batch_size, "seed": seed}
+    runners = {
+        "fgsm": partial(correct_under_attack, model, images, labels, attack="fgsm", **common),
+        f"pgd-{steps}": partial(correct_under_attack, model, images, labels, steps=steps, **common),
+        f"pgd-{more_steps}": partial(correct_under_attack, model, images, labels, steps=more_steps, **common),
+    }
+    if art_used:
+        for name in ART_ATTACKS:
+            art_settings = {"attack": name, "apgd_steps": apgd_steps, "square_queries": square_queries}
+            runners[name] = partial(art_correct, model, images, labels, **art_settings, **common)
+
+    attack_accuracy: dict[str, dict[float, float]] = {name: {} for name in runners}
+    robust: dict[float, float] = {}
     for eps in eps_values:
         worst = clean.clone()
-        for name in attack_names:
-            if name == "fgsm":
-                correct = correct_under_attack(model, images, labels, eps, attack="fgsm", **common)
-            elif name in (pgd_name, more_name):
-                count = steps if name == pgd_name else more_steps
-                correct = correct_under_attack(model, images, labels, eps, attack="pgd", steps=count, **common)
-            elif eps == 0.0:
-                correct = clean
-            else:
-                correct = art_correct(
-                    model,
-                    images,
-                    labels,
-                    eps,
-                    attack=name,
-                    apgd_steps=apgd_steps,
-                    square_queries=square_queries,
-                    **common,
-                )
+        for name, run in runners.items():
+            correct = clean if eps == 0.0 else run(eps)
             attack_accuracy[name][eps] = _accuracy(correct)
             worst &= correct
         robust[eps] = _accuracy(worst)
-        logger.info("eps=%g: robust accuracy %.4f (%s)", eps, robust[eps], ", ".join(attack_names))
+        logger.info("eps=%g: robust accuracy %.4f (%s)", eps, robust[eps], ", ".join(runners))
 
-    large_accuracy = _accuracy(correct_under_attack(model, images, labels, large_eps, steps=steps, **common))
+    pgd_accuracy = attack_accuracy[f"pgd-{steps}"]
+    more_steps_accuracy = attack_accuracy[f"pgd-{more_steps}"]
+    large_accuracy = _accuracy(runners[f"pgd-{steps}"](large_eps))
     checks = [
         check_large_eps(large_accuracy, large_eps, max_accuracy_at_large_eps),
-        check_pgd_vs_fgsm(attack_accuracy[pgd_name], attack_accuracy["fgsm"], images.shape[0], noise_z),
-        check_more_steps(
-            attack_accuracy[pgd_name], attack_accuracy[more_name], steps, more_steps, images.shape[0], noise_z
-        ),
+        check_pgd_vs_fgsm(pgd_accuracy, attack_accuracy["fgsm"], images.shape[0], noise_z),
+        check_more_steps(pgd_accuracy, more_steps_accuracy, steps, more_steps, images.shape[0], noise_z),
     ]
     for check in checks:
         if not check.passed:
@@ -285,7 +277,7 @@ def evaluate_robustness(
         clean_accuracy=_accuracy(clean),
         robust_accuracy=robust,
         attack_accuracy=attack_accuracy,
-        attacks_used=attack_names,
+        attacks_used=list(runners),
         art_used=art_used,
         art_note=art_note,
         checks=checks,
