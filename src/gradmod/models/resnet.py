@@ -8,7 +8,9 @@ with a stride-2 block. The shortcut is the identity, or a 1x1 convolution
 with BatchNorm where the shape changes (the paper's projection shortcut,
 option B; its CIFAR networks pad with zeros instead).
 ``depth`` blocks per stage give 6 * depth + 2 weighted layers (ResNet-20 is
-depth 3).
+depth 3). The default depth 2 (ResNet-14, 175k parameters) trains at about
+730 images/s on 2 CPU threads at batch 128, depth 1 at about 1350
+(measured like the CNN's figure in ``gradmod.models.cnn``).
 
 Module paths: ``stem.0`` (conv), ``stages.1.0.conv1``, ``stages.1.0.shortcut.0``,
 ``head``.
