@@ -24,7 +24,7 @@ per-layer grouping.
 The defaults (patch 4, so 49 tokens, dim 64, depth 4, 4 heads, MLP ratio 2,
 mean pooling, 139k parameters) are sized for CPU training. A training step
 (forward, backward and SGD with momentum, batch 128) runs at about 1400
-images/s with ``torch.set_num_threads(2)``; dim 96 or depth 6 give about 900.
+images/s with ``torch.set_num_threads(2)``, and dim 96 or depth 6 give about 900.
 NOTE: measured on a 2-core x86 machine shared with other jobs, with torch
 2.13.0 (CPU build); other machines differ.
 """
