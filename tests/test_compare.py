@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from gradmod.benchmark import runner
 from gradmod.benchmark.presets import PRESETS, Preset, WorkloadSetting
@@ -66,7 +67,12 @@ def compare(data_folder, out, *extra):
 def finished(tiny_preset, data_folder, tmp_path_factory):
     """Run the tiny preset once (two seeds) for the tests that read its output."""
     out = tmp_path_factory.mktemp("compare")
-    exit_code = compare(data_folder, out)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # module fixtures run before the autouse one_thread fixture
+    try:
+        exit_code = compare(data_folder, out)
+    finally:
+        torch.set_num_threads(threads)
     return exit_code, out
 
 
