@@ -208,7 +208,7 @@ def test_evaluate_robustness_with_art_worst_case():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"more_steps_factor": 0}, "more_steps_factor must be an integer >= 1, got 0"),
+        ({"more_steps_factor": 1}, "more_steps_factor must be an integer >= 2, got 1"),
         ({"max_accuracy_at_large_eps": 1.5}, r"max_accuracy_at_large_eps must be in \[0, 1\], got 1\.5"),
         ({"noise_z": -1.0}, r"noise_z must be a finite number >= 0, got -1\.0"),
         ({"large_eps": -0.5}, r"large_eps must be a finite number >= 0"),

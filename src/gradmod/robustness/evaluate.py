@@ -208,7 +208,9 @@ def evaluate_robustness(
     eps_values = _check_eps_list(eps_list)
     norm = check_norm(norm)
     steps = check_steps(steps)
-    more_steps = steps * check_steps(more_steps_factor, name="more_steps_factor")
+    if isinstance(more_steps_factor, bool) or not isinstance(more_steps_factor, int) or more_steps_factor < 2:
+        raise ValueError(f"more_steps_factor must be an integer >= 2, got {more_steps_factor!r}")
+    more_steps = steps * more_steps_factor
     check_steps(apgd_steps, name="apgd_steps")
     check_steps(square_queries, name="square_queries")
     batch_size = check_batch_size(batch_size) or 256
