@@ -30,6 +30,13 @@ def _pyplot():
     return plt
 
 
+def _save(plt, figure, path: Path) -> Path:
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
 def _standard_runs(records: list[dict[str, Any]]) -> dict[str, dict[str, list[dict]]]:
     """Return {workload: {arm: [runs]}} for standard training at learning-rate scale 1."""
     grouped: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
@@ -68,11 +75,7 @@ def _plot_curves(plt, workload: str, arms: dict[str, list[dict]], folder: Path) 
     axes[0].set_ylabel("validation accuracy")
     axes[0].legend(loc="lower right")
     figure.suptitle(f"{workload}: validation accuracy (mean over seeds, range shaded)")
-    figure.tight_layout()
-    path = folder / f"curves_{workload}.png"
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return _save(plt, figure, folder / f"curves_{workload}.png")
 
 
 def _plot_gains(plt, workload: str, runs: list[dict], folder: Path) -> Path | None:
@@ -96,11 +99,7 @@ def _plot_gains(plt, workload: str, runs: list[dict], folder: Path) -> Path | No
     colorbar = figure.colorbar(image, ax=axis)
     colorbar.set_label("log2 gain")
     axis.set_title(f"{workload}: per-layer LGM gains, seed {run['seed']}")
-    figure.tight_layout()
-    path = folder / f"gains_{workload}.png"
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return _save(plt, figure, folder / f"gains_{workload}.png")
 
 
 def _plot_robust(plt, workload: str, records: list[dict[str, Any]], folder: Path) -> Path | None:
@@ -124,11 +123,7 @@ def _plot_robust(plt, workload: str, records: list[dict[str, Any]], folder: Path
     axis.grid(alpha=0.3)
     axis.legend()
     axis.set_title(f"{workload}: robust accuracy (mean over seeds)")
-    figure.tight_layout()
-    path = folder / f"robust_{workload}.png"
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return _save(plt, figure, folder / f"robust_{workload}.png")
 
 
 def write_plots(records: list[dict[str, Any]], folder: Path) -> list[Path]:

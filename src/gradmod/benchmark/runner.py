@@ -84,6 +84,18 @@ class _StepProgress:
             self.bar.set_postfix_str(f"{self.label} epoch {step / trainer.steps_per_epoch:.2f} loss {loss:.3f}", refresh=False)
 
 
+def _identity(spec: RunSpec) -> dict[str, Any]:
+    """Return the fields that name a run in its record."""
+    return {
+        "key": spec.key,
+        "workload": spec.workload,
+        "arm": spec.arm,
+        "seed": spec.seed,
+        "lr_scale": spec.lr_scale,
+        "training": spec.training,
+    }
+
+
 def _curve(result) -> list[dict[str, float]]:
     return [
         {"step": r["step"], "seconds": r["train_seconds"], "val_accuracy": r["val_accuracy"]}
@@ -115,12 +127,7 @@ def execute_run(spec: RunSpec, dataset: FashionMNIST, folder: Path, bar: tqdm | 
     )
     return {
         "status": "ok",
-        "key": spec.key,
-        "workload": spec.workload,
-        "arm": spec.arm,
-        "seed": spec.seed,
-        "lr_scale": spec.lr_scale,
-        "training": spec.training,
+        **_identity(spec),
         "target_accuracy": result.target_accuracy,
         "steps_to_target": result.steps_to_target,
         "seconds_to_target": result.seconds_to_target,
@@ -179,12 +186,7 @@ def run_matrix(
                 logger.error("run %s (%s) failed: %s", spec.label, spec.key, error)
                 record = {
                     "status": "failed",
-                    "key": spec.key,
-                    "workload": spec.workload,
-                    "arm": spec.arm,
-                    "seed": spec.seed,
-                    "lr_scale": spec.lr_scale,
-                    "training": spec.training,
+                    **_identity(spec),
                     "error": f"{type(error).__name__}: {error}",
                     "traceback": traceback.format_exc(limit=8),
                     "config": spec.config,
