@@ -22,7 +22,7 @@ __all__ = ["WorkloadSetting", "Preset", "PRESETS", "get_preset"]
 
 @dataclass(frozen=True)
 class WorkloadSetting:
-    """How one workload trains in a preset.
+    """Training settings of one workload in a preset.
 
     Attributes:
         name: the workload's name, also the model's name in ``gradmod.models``.
