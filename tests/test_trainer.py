@@ -1,5 +1,7 @@
 import csv
+import importlib.util
 import json
+import sys
 import time
 
 import pytest
@@ -252,6 +254,15 @@ def test_train_subset_sets_epoch_length(dataset):
 def test_invalid_settings_rejected_before_training(dataset, dotted, message):
     with pytest.raises(ConfigError, match=message):
         Trainer(tiny_config(**dotted), dataset)
+
+
+def test_missing_extras_rejected_before_training(dataset, monkeypatch):
+    monkeypatch.setitem(sys.modules, "pytorch_optimizer", None)  # makes the import fail
+    with pytest.raises(ConfigError, match=r"optimizer: optimizer 'lamb' needs the pytorch-optimizer package"):
+        Trainer(tiny_config(**{"optimizer.name": "lamb"}), dataset)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None)
+    with pytest.raises(ConfigError, match=r"run.tensorboard = true needs the tensorboard package"):
+        Trainer(tiny_config(**{"run.tensorboard": True}), dataset)
 
 
 def test_divergence_stops_training(dataset):

@@ -8,6 +8,7 @@ reported before training starts.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import logging
 import random
 from typing import Any
@@ -22,13 +23,14 @@ from gradmod.modulation import LayerwiseGradientModulator, build_policy
 from gradmod.training._fields import ConfigError
 from gradmod.training.config import MODULATION_OFF, TrainConfig
 from gradmod.training.feedback import build_controllers
-from gradmod.training.optimizers import build_optimizer
+from gradmod.training.optimizers import MissingExtraError, build_optimizer
 
 __all__ = [
     "build_seeded_model",
     "seed_training",
     "build_optimizer_from_config",
     "build_modulator",
+    "check_tensorboard",
     "load_dataset",
     "build_adversarial",
     "build_overfitting_monitor",
@@ -81,7 +83,7 @@ def build_optimizer_from_config(model: nn.Module, config: TrainConfig) -> Any:
             eps=options.eps,
             **options.options,
         )
-    except ValueError as error:
+    except (ValueError, MissingExtraError) as error:
         raise ConfigError(f"optimizer: {error}") from None
 
 
@@ -102,6 +104,15 @@ def build_modulator(model: nn.Module, config: TrainConfig, optimizer: Any) -> La
         raise ConfigError(f"modulation: {error}") from None
     modulator.attach(optimizer)
     return modulator
+
+
+def check_tensorboard(config: TrainConfig) -> None:
+    """Raise ConfigError when ``run.tensorboard`` is on but the tensorboard package is missing."""
+    if config.run.tensorboard and importlib.util.find_spec("tensorboard") is None:
+        raise ConfigError(
+            "run.tensorboard = true needs the tensorboard package, which is not installed; "
+            "install it with: pip install 'gradmod[tensorboard]'"
+        )
 
 
 def load_dataset(config: TrainConfig) -> FashionMNIST:

@@ -87,11 +87,12 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 def capture_rng_state() -> dict[str, Any]:
-    """Return the states of torch (CPU and every CUDA device), NumPy and Python ``random``."""
+    """Return the states of torch (CPU and every initialised CUDA device), NumPy and Python ``random``."""
     kind, keys, position, has_gauss, cached_gaussian = np.random.get_state(legacy=True)
     return {
         "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        # Only when CUDA is in use, so that a CPU run does not create a CUDA context.
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else [],
         "numpy": {
             "kind": kind,
             "keys": torch.from_numpy(keys.astype(np.int64)),

@@ -99,6 +99,7 @@ class Trainer:
         self.optimizer = components.build_optimizer_from_config(self.model, self.config)
         self.modulator = components.build_modulator(self.model, self.config, self.optimizer)
         self.adversarial = components.build_adversarial(self.config)
+        components.check_tensorboard(self.config)
 
         self.dataset = dataset if dataset is not None else components.load_dataset(self.config)
         if self.dataset.val is None:
@@ -244,7 +245,7 @@ class Trainer:
         try:
             with StopOnSignal() as stop:
                 self._start_clock()
-                while self.step < stop_step:
+                while self.step < stop_step and not self.diverged:
                     loss, correct, count = self._train_step()
                     self._end_step(loss, correct, count, bar)
                     if stop.requested:
