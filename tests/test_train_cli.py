@@ -4,13 +4,15 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import pytest
 
 from gradmod.cli import main
 from gradmod.cli.train import OVERRIDES, SWITCHES
-from gradmod.training import load_checkpoint
+from gradmod.models import MODELS
+from gradmod.training import TrainConfig, load_checkpoint
 from idx_fixtures import write_fashion_mnist
 from test_trainer_support import one_thread  # noqa: F401 (fixture)
 
@@ -27,6 +29,7 @@ eval_batch_size = 64
 [schedule]
 warmup_steps = 2
 """
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 SIGNAL_WAIT_SECONDS = 120  # generous: the machine running the tests may be busy
 
 
@@ -93,6 +96,8 @@ def test_flags_override_config_file(data_folder, config_file, tmp_path):
         ("[optimizer]\nlearnin_rate = 0.1\n", [], "unknown key 'optimizer.learnin_rate'"),
         ("[optimiser]\n", [], "did you mean 'optimizer'?"),
         ('[optimizer]\nlr = "fast"\n', [], "optimizer.lr: expected a number, got 'fast' (str)"),
+        ('model = "cnn"\n', [], "model: expected a table (dict), got 'cnn'"),
+        ('run = 3\n', [], "run in the config file must be a table, got 3"),
         ("epochs = 0\n", [], "epochs must be >= 1, got 0"),
         ("", ["--lr", "-1"], "optimizer.lr must be > 0.0, got -1.0"),
         ("", ["--model", "vitt"], "did you mean 'vit'?"),
@@ -113,6 +118,13 @@ def test_invalid_input_exits_2_with_one_line(toml, flags, message, tmp_path, cap
     assert error[0].startswith("gradmod train: error: ")
     assert message in error[0]
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.toml")), ids=lambda path: path.name)
+def test_example_configs_are_valid(path):
+    with path.open("rb") as file:
+        config = TrainConfig.from_dict(tomllib.load(file))
+    assert config.model.name in MODELS
 
 
 def test_missing_config_file_exits_2(tmp_path, capsys):

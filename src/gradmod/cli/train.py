@@ -37,7 +37,7 @@ OVERRIDES: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("--out", "run.out", {"metavar": "DIR", "help": "run folder for metrics, checkpoint and result (default: runs/<model>-<date>-<time>)"}),
     ("--data", "data.path", {"metavar": "PATH", "help": "folder with the Fashion-MNIST IDX files (default: search $GRADMOD_DATA, the user cache, /usr/share/datasets/fashion-mnist)"}),
     ("--device", "device", {"metavar": "DEVICE", "help": "torch device such as cpu or cuda:0 (default: cpu)"}),
-    ("--threads", "threads", {"type": int, "metavar": "N", "help": "torch intra-op threads (default: torch's own choice)"}),
+    ("--threads", "threads", {"type": int, "metavar": "N", "help": "torch intra-op threads (default: torch's own choice, usually one per core); on a machine busy with other jobs, 1 can be several times faster"}),
 )
 SWITCHES: tuple[tuple[str, str, str], ...] = (
     ("--quiet", "run.quiet", "no progress bar"),
@@ -118,7 +118,8 @@ def _set(data: dict[str, Any], dotted: str, value: Any) -> None:
 
 
 def _default_out(config_data: dict[str, Any]) -> str:
-    model = config_data.get("model", {}).get("name", "cnn")
+    model_section = config_data.get("model")
+    model = model_section.get("name", "cnn") if isinstance(model_section, dict) else "cnn"
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     return str(Path("runs") / f"{model}-{stamp}")
 
@@ -139,7 +140,8 @@ def run(args: argparse.Namespace) -> int:
             data = _read_config_file(args.config) if args.config is not None else {}
             for key, value in overrides.items():
                 _set(data, key, value)
-            if "out" not in data.get("run", {}):
+            run_section = data.get("run", {})
+            if not (isinstance(run_section, dict) and "out" in run_section):
                 _set(data, "run.out", _default_out(data))
             trainer = Trainer(data)
         result = trainer.fit(time_budget=args.time_budget)

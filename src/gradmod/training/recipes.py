@@ -1,18 +1,22 @@
 """Per-model default recipes: the settings ``gradmod train`` uses when a key is unset.
 
-Each recipe is sized to reach its accuracy on Fashion-MNIST within about 10
-minutes on 2 CPU cores with the reference models of ``gradmod.models``:
+=======  ==========  =====  ============  =====  ======  ======  =======
+model    optimizer   lr     weight decay  batch  epochs  warmup  augment
+=======  ==========  =====  ============  =====  ======  ======  =======
+cnn      sgd, nes.   0.05   5e-4          128    2       100     no
+resnet   sgd, nes.   0.05   5e-4          128    3       100     no
+vit      adamw       2e-3   0.05          128    4       200     no
+=======  ==========  =====  ============  =====  ======  ======  =======
 
-=======  =========  =====  ============  =====  ======  ======  =======  =====================
-model    optimizer  lr     weight decay  batch  epochs  warmup  augment  test accuracy target
-=======  =========  =====  ============  =====  ======  ======  =======  =====================
-cnn      sgd (nes.) 0.05   5e-4          128    4       100     no       >= 0.90
-resnet   sgd (nes.) 0.05   5e-4          128    3       100     no       >= 0.90
-vit      adamw      2e-3   0.05          128    8       200     no       >= 0.85
-=======  =========  =====  ============  =====  ======  ======  =======  =====================
+Warmup is in optimizer steps, followed by cosine decay to 0. The cnn and vit
+recipes aim at >= 0.90 and >= 0.85 test accuracy on Fashion-MNIST within 10
+minutes on 2 CPU cores. Measured with ``gradmod train --threads 1`` on a
+2-core machine shared with other jobs (load average 2-6): cnn 0.920 in 1 min
+38 s, vit 0.869 in 6 min 50 s (wall time, data loading and evaluation
+included). NOTE: the resnet recipe has not been measured.
 
 A model without a recipe gets ``DEFAULT_RECIPE``. Keys set in the config always
-win over the recipe; ``resolve_recipe`` fills only the unset ones.
+win over the recipe, because ``resolve_recipe`` fills only the unset ones.
 """
 
 from __future__ import annotations
@@ -40,9 +44,9 @@ class Recipe:
 
 
 RECIPES: dict[str, Recipe] = {
-    "cnn": Recipe("sgd", lr=0.05, weight_decay=5e-4, nesterov=True, batch_size=128, epochs=4, warmup_steps=100, augment=False),
+    "cnn": Recipe("sgd", lr=0.05, weight_decay=5e-4, nesterov=True, batch_size=128, epochs=2, warmup_steps=100, augment=False),
     "resnet": Recipe("sgd", lr=0.05, weight_decay=5e-4, nesterov=True, batch_size=128, epochs=3, warmup_steps=100, augment=False),
-    "vit": Recipe("adamw", lr=2e-3, weight_decay=0.05, nesterov=False, batch_size=128, epochs=8, warmup_steps=200, augment=False),
+    "vit": Recipe("adamw", lr=2e-3, weight_decay=0.05, nesterov=False, batch_size=128, epochs=4, warmup_steps=200, augment=False),
 }
 
 DEFAULT_RECIPE = Recipe("adamw", lr=1e-3, weight_decay=0.01, nesterov=False, batch_size=128, epochs=5, warmup_steps=100, augment=False)
@@ -60,7 +64,7 @@ def resolve_recipe(config: TrainConfig) -> TrainConfig:
     # The recipe's lr and weight decay belong to the recipe's optimizer, so a user
     # who picks another optimizer gets that optimizer's fallback values instead.
     same_optimizer = optimizer.name in (None, recipe.optimizer)
-    fallback = RECIPES.get(config.model.name, DEFAULT_RECIPE) if same_optimizer else _recipe_for_optimizer(optimizer.name)
+    fallback = recipe if same_optimizer else _recipe_for_optimizer(optimizer.name)
     resolved_optimizer = dataclasses.replace(
         optimizer,
         name=optimizer.name or recipe.optimizer,
