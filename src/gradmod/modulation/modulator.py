@@ -18,10 +18,10 @@ the gradient before the step instead (g_l <- s_l g_l); Adam-type optimizers
 divide a slowly varying gradient gain back out through their second moment, so
 there the gain mostly changes the weighting inside the moments, not the step.
 
-The modulator wraps ``optimizer.step`` and does its work there, so it runs
+The modulator wraps ``optimizer.step`` and does its work there. So it runs
 after AMP's ``GradScaler.unscale_`` (and not on the steps GradScaler skips),
-after gradient accumulation and after DDP's all-reduce; nothing of it runs in
-the backward pass.
+after gradient accumulation and after DDP's all-reduce, and nothing of it runs
+in the backward pass.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class LayerwiseGradientModulator:
         track_updates: keep the last update (one copy of the parameters) even
             when neither the mode nor the policy needs it, for example for
             :meth:`update_ratio_tensor`. ``None`` keeps it only when needed.
-        check_finite: skip the whole step when a gradient holds NaN or inf.
+        check_finite: skip the whole step when a gradient contains NaN or inf.
             This costs one host-device synchronisation per step.
     """
 
@@ -213,7 +213,7 @@ class LayerwiseGradientModulator:
         feedback = torch.zeros_like(grad_norm)
         if self._needs_feedback and self._has_update:
             previous_norm = torch.where(active, self._update_norm, 0.0)
-            # The buffer holds -u(t-1), so cos(g, buffer) is -h.
+            # The buffer contains -u(t-1), so cos(g, buffer) is -h.
             feedback = -feedback_cosine(grads, updates, grad_norm, previous_norm, index)
         weight_norm = layer_norms(params, index, n, self._stat_dtype) if self._needs_weight_norm else None
         signals = Signals(grad_norm, grad_norm, feedback, active, weight_norm)
@@ -250,7 +250,7 @@ class LayerwiseGradientModulator:
         count = self.skipped_steps
         if count & (count - 1) == 0:  # warn at 1, 2, 4, 8, ... skips
             logger.warning(
-                "skipped optimizer step %d: a gradient holds NaN or inf; weights, optimizer state "
+                "skipped optimizer step %d: a gradient contains NaN or inf; weights, optimizer state "
                 "and gains are unchanged (%d steps skipped so far)",
                 self.step_count + count,
                 count,

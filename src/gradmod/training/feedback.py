@@ -7,7 +7,7 @@ bound to the Trainer's hooks:
   when the training loss exceeds ``spike_factor`` times its running mean, the
   gains of the layers whose last feedback was positive (those whose last step
   overshot) are multiplied by ``backoff_factor``. A cooldown keeps one spike
-  from being answered several times.
+  from triggering several back-offs.
 - **Stall relaxation** (``stall_relax``, on by default with modulation): when
   validation accuracy has not improved by ``min_delta`` for ``patience``
   evaluations, the policy moves a fraction ``relax_rate`` toward neutral gains

@@ -5,8 +5,8 @@ and its relative update ||u_l|| / ||w_l|| from the modulator. A layer whose
 gain is below ``gain_threshold`` and whose relative update is below
 ``ratio_threshold`` for ``window`` checks in a row becomes a candidate. With
 ``prefix_only`` (the default) a candidate is frozen only when every layer
-before it is frozen or frozen with it, because autograd can then skip the
-backward pass through the whole frozen front of the network, which is where the
+before it is frozen or frozen with it. Autograd can then skip the backward
+pass through the whole frozen front of the network, which is where the
 wall-clock saving comes from. Frozen parameters get ``requires_grad=False`` and
 their gradient is dropped, so the optimizer and the modulator skip them.
 

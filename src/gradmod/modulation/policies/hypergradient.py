@@ -9,11 +9,11 @@ feedback h_l = cos(g_l(t), u_l(t-1)):
 This is hypergradient descent on each layer's step size (Baydin et al.,
 "Online Learning Rate Adaptation with Hypergradient Descent", ICLR 2018), in the
 multiplicative, sign-driven form of delta-bar-delta (Jacobs, "Increased Rates of
-Convergence Through Learning Rate Adaptation", 1988). Two departures: the
-feedback is a cosine rather than a raw inner product, so ``beta`` is
-dimensionless and the same value suits every layer and model; and the gain
-multiplies whatever the modulator scales (the applied update by default), so
-the rule works on top of any optimizer.
+Convergence Through Learning Rate Adaptation", 1988). It departs from both in
+two ways. The feedback is a cosine rather than a raw inner product, so
+``beta`` is dimensionless and one value suits every layer and model. And the
+gain multiplies whatever the modulator scales (the applied update by default),
+so the rule works on top of any optimizer.
 
 With Adam-type optimizers in ``apply="gradient"`` mode, a slowly varying
 gradient gain is largely cancelled by the second-moment normalisation; in the
