@@ -165,7 +165,7 @@ def test_nan_gradient_skips_step_entirely(caplog):
     assert mod.gains() == dict(zip(mod.layer_names, modulator_state["gains"].tolist()))
     assert mod.skipped_steps == 2
     assert mod.step_count == 3
-    assert "a gradient holds NaN or inf" in caplog.text
+    assert "a gradient contains NaN or inf" in caplog.text
 
 
 def test_skip_warning_rate_limited(caplog):
