@@ -5,6 +5,10 @@ Settings come from, in increasing priority: the model's recipe
 value is validated before the data is loaded; an invalid one prints a single
 line and exits with code 2. SIGINT and SIGTERM write a checkpoint at the next
 step boundary and exit with 130 or 143.
+
+Started by ``torchrun --nproc_per_node W -m gradmod train ...``, every rank
+runs this command; the Trainer joins the process group, rank 0 alone prints
+and writes files, and the group is destroyed on the way out.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ OVERRIDES: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("--out", "run.out", {"metavar": "DIR", "help": "run folder for metrics, checkpoint and result (default: runs/<model>-<date>-<time>)"}),
     ("--data", "data.path", {"metavar": "PATH", "help": "folder with the Fashion-MNIST IDX files (default: search $GRADMOD_DATA, the user cache, /usr/share/datasets/fashion-mnist)"}),
     ("--device", "device", {"metavar": "DEVICE", "help": "torch device such as cpu or cuda:0 (default: cpu)"}),
+    ("--backend", "distributed.backend", {"metavar": "NAME", "help": "torch.distributed backend under torchrun: auto (nccl on CUDA, gloo on the CPU), gloo or nccl (default: auto)"}),
+    ("--dist-timeout", "distributed.timeout_seconds", {"type": float, "metavar": "SECONDS", "help": "under torchrun, how long a rank waits for the others in a collective before it fails (default: 600)"}),
     ("--threads", "threads", {"type": int, "metavar": "N", "help": "torch intra-op threads (default: torch's own choice, usually one per core); on a machine busy with other jobs, 1 can be several times faster"}),
 )
 SWITCHES: tuple[tuple[str, str, str], ...] = (
@@ -45,7 +51,16 @@ SWITCHES: tuple[tuple[str, str, str], ...] = (
     ("--csv", "run.csv", "also write DIR/metrics.csv"),
 )
 # Keys that a resumed run may change: they do not alter the training itself.
-RESUMABLE_KEYS = ("run.quiet", "run.tensorboard", "run.csv", "data.path", "device", "threads")
+RESUMABLE_KEYS = (
+    "run.quiet",
+    "run.tensorboard",
+    "run.csv",
+    "data.path",
+    "device",
+    "threads",
+    "distributed.backend",
+    "distributed.timeout_seconds",
+)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -75,7 +90,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         metavar="DIR",
         type=Path,
         help="continue the run saved in DIR (its checkpoint.pt); only --quiet, --tensorboard, --csv, "
-        "--data, --device and --threads may change",
+        "--data, --device, --threads, --backend and --dist-timeout may change",
     )
     parser.set_defaults(func=run)
     return parser
@@ -127,12 +142,21 @@ def _default_out(config_data: dict[str, Any]) -> str:
 def run(args: argparse.Namespace) -> int:
     """Build the Trainer, train, print a summary; return the exit code."""
     # Imported here so that ``gradmod --help`` does not pay for torch.
-    from gradmod.data import DataError
-    from gradmod.training import ConfigError, Trainer, TrainingInterrupted
+    from gradmod.distributed import leave_process_group
 
     if args.time_budget is not None and not args.time_budget > 0:
         raise UsageError(f"--time-budget must be > 0 seconds, got {args.time_budget}")
     overrides = _overrides(args)
+    try:
+        return _train(args, overrides)
+    finally:
+        leave_process_group()
+
+
+def _train(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
+    from gradmod.data import DataError
+    from gradmod.training import ConfigError, Trainer, TrainingInterrupted
+
     try:
         if args.resume is not None:
             trainer = _resume(args, overrides)
@@ -151,7 +175,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"gradmod train: {stop}", file=sys.stderr)
         return stop.exit_code
 
-    _print_summary(result, trainer.config.run.out)
+    if trainer.place.is_main:
+        _print_summary(result, trainer.config.run.out)
     return 0
 
 

@@ -45,11 +45,13 @@ __all__ = [
     "ModulationConfig",
     "AdversarialConfig",
     "RunConfig",
+    "DistributedConfig",
 ]
 
 ADVERSARIAL_METHODS = ("none", "fgsm_rs", "pgd")
 MODULATION_APPLY = ("update", "gradient")
 MODULATION_OFF = "off"
+DISTRIBUTED_BACKENDS = ("auto", "gloo", "nccl")
 
 
 def _meta(**constraints: Any) -> dict[str, Any]:
@@ -203,6 +205,20 @@ class RunConfig:
 
 
 @dataclass
+class DistributedConfig:
+    """Data-parallel training under torchrun (``gradmod.distributed``); unused in a single process.
+
+    Attributes:
+        backend: "auto" (nccl on CUDA, gloo on the CPU), "gloo" or "nccl". Default "auto".
+        timeout_seconds: how long a collective waits for the other ranks before it
+            raises, so a crashed or stuck rank stops the job with an error. Default 600.
+    """
+
+    backend: str = field(default="auto", metadata=_meta(choices=DISTRIBUTED_BACKENDS))
+    timeout_seconds: float = field(default=600.0, metadata=_meta(gt=0.0))
+
+
+@dataclass
 class TrainConfig:
     """One training run. See the section classes for each table's keys.
 
@@ -216,6 +232,9 @@ class TrainConfig:
             reach is recorded (step and training seconds). Default None.
         feedback: options of the pipeline feedback controllers. Default none.
         freezing: options of layer freezing. Default none.
+
+    Under torchrun, ``data.batch_size`` stays the global batch: each of the W
+    ranks takes ``batch_size / W`` images per step.
     """
 
     seed: int = field(default=0, metadata=_meta(min=0))
@@ -231,6 +250,7 @@ class TrainConfig:
     modulation: ModulationConfig = field(default_factory=ModulationConfig)
     adversarial: AdversarialConfig = field(default_factory=AdversarialConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
     feedback: dict[str, Any] = field(default_factory=dict)
     freezing: dict[str, Any] = field(default_factory=dict)
 

@@ -19,6 +19,13 @@ uninterrupted run also passes through, which is what makes resuming exact.
 checkpoint writing, because the comparison harness measures time to target
 on training time.
 
+Under torchrun (``torchrun --nproc_per_node W -m gradmod train ...``) each of
+the W ranks trains on its shard of every global batch through DDP. The ranks
+sum their step losses and agree on every stop decision with a collective per
+step, and only rank 0 evaluates (broadcasting the numbers) and writes files.
+The run is therefore the single-process run with the same global batch, up to
+the rounding of the gradient all-reduce (see ``gradmod.distributed``).
+
 NOTE: bit-exact resumption also needs the same torch thread count (and the
 same torch build), because CPU reductions round differently across threads.
 """
@@ -38,7 +45,16 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 import gradmod
-from gradmod.data import BatchLoader, FashionMNIST
+from gradmod.data import BatchLoader, FashionMNIST, Split
+from gradmod.distributed import (
+    TrainableDataParallel,
+    agree_on_stop,
+    broadcast_numbers,
+    detect_torchrun,
+    join_process_group,
+    local_device,
+    sum_step_statistics,
+)
 from gradmod.training import _components as components
 from gradmod.training._fields import ConfigError
 from gradmod.training.checkpoint import (
@@ -76,6 +92,9 @@ class Trainer:
     ``modulator`` (None when modulation is off), ``config``, ``controllers``,
     ``step`` and ``log_event``.
 
+    Under torchrun the Trainer joins the process group itself; the caller
+    destroys it at the end with ``gradmod.distributed.leave_process_group()``.
+
     Raises:
         ConfigError: an invalid setting, before any training.
         gradmod.data.DataError: missing or invalid dataset files.
@@ -90,7 +109,8 @@ class Trainer:
         else:
             raise TypeError(f"config must be a TrainConfig or a dict, got {type(config).__name__}")
         self.config = resolve_recipe(config)
-        self.device = torch.device(self.config.device)
+        self.device = local_device(self.config.device, detect_torchrun())
+        self.place = self._join_process_group()
         if self.config.threads is not None:
             torch.set_num_threads(self.config.threads)
 
@@ -99,6 +119,7 @@ class Trainer:
         self.optimizer = components.build_optimizer_from_config(self.model, self.config)
         self.modulator = components.build_modulator(self.model, self.config, self.optimizer)
         self.adversarial = components.build_adversarial(self.config)
+        self._data_parallel = TrainableDataParallel(self.model, self.device) if self.place.is_distributed else None
         components.check_tensorboard(self.config)
 
         self.dataset = dataset if dataset is not None else components.load_dataset(self.config)
@@ -135,6 +156,13 @@ class Trainer:
         self.controllers: list[Any] = components.build_pipeline_controllers(self.config, self)
 
     # ------------------------------------------------------------ construction
+    def _join_process_group(self) -> Any:
+        options = self.config.distributed
+        try:
+            return join_process_group(options.backend, options.timeout_seconds, self.device)
+        except ValueError as error:
+            raise ConfigError(f"distributed: {error}") from None
+
     def _build_train_loader(self) -> BatchLoader:
         data = self.config.data
         train = self.dataset.train
@@ -149,15 +177,25 @@ class Trainer:
                 f"data.batch_size = {data.batch_size} is larger than the {available} training images, "
                 "so an epoch would have no full batch; lower batch_size or raise train_subset"
             )
+        world_size = self.place.world_size
+        if data.batch_size % world_size != 0:
+            raise ConfigError(
+                f"data.batch_size = {data.batch_size} is the global batch and must be divisible by the "
+                f"{world_size} processes (each takes batch_size / {world_size}); choose a multiple of {world_size}"
+            )
         # drop_last: a last batch of one image would break batch norm in training mode.
+        # Rank r's batch i holds positions r, r + W, ... of the global batch i, so the
+        # ranks' batches together are exactly the single-process batch.
         return BatchLoader(
             train,
-            data.batch_size,
+            data.batch_size // world_size,
             shuffle=True,
             seed=self.config.seed,
             augment=data.augment,
             drop_last=True,
             subset=data.train_subset,
+            rank=self.place.rank,
+            world_size=world_size,
         )
 
     @classmethod
@@ -212,7 +250,7 @@ class Trainer:
         stop_step = self.total_steps if max_steps is None else min(self.total_steps, max_steps)
         folder = self._claim_run_folder()
         run = self.config.run
-        self.metrics.open(folder, csv_file=run.csv, tensorboard=run.tensorboard, step=self.step)
+        self.metrics.open(folder if self.place.is_main else None, csv_file=run.csv, tensorboard=run.tensorboard, step=self.step)
         logger.info(
             "training %s with %s for %d steps (%d per epoch), from step %d",
             self.config.model.name,
@@ -236,7 +274,7 @@ class Trainer:
         bar = tqdm(
             total=self.total_steps,
             initial=self.step,
-            disable=self.config.run.quiet,
+            disable=self.config.run.quiet or not self.place.is_main,
             unit="step",
             desc=self.config.model.name,
             dynamic_ncols=True,
@@ -248,14 +286,15 @@ class Trainer:
                 while self.step < stop_step and not self.diverged:
                     loss, correct, count = self._train_step()
                     self._end_step(loss, correct, count, bar)
-                    if stop.requested:
+                    signum, out_of_time = self._stop_requests(stop, time_budget)
+                    if signum is not None:
                         self._pause_clock()
                         checkpoint = self._save_checkpoint()
-                        raise TrainingInterrupted(stop.signum, self.step, checkpoint)
+                        raise TrainingInterrupted(signum, self.step, checkpoint)
                     if self.diverged:
                         stopped_early = True
                         break
-                    if time_budget is not None and self._elapsed() >= time_budget:
+                    if out_of_time:
                         logger.info("time budget of %.1f s used up at step %d", time_budget, self.step)
                         stopped_early = True
                         break
@@ -267,6 +306,13 @@ class Trainer:
         finally:
             bar.close()
         return stopped_early
+
+    def _stop_requests(self, stop: StopOnSignal, time_budget: float | None) -> tuple[int | None, bool]:
+        """Return (signal number or None, time budget used up), the same on every rank."""
+        out_of_time = time_budget is not None and self._elapsed() >= time_budget
+        if self.place.is_distributed:
+            return agree_on_stop(stop.signum, out_of_time, self.device)
+        return stop.signum, out_of_time
 
     def _next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self._batches is None:
@@ -282,13 +328,16 @@ class Trainer:
         labels = labels.to(self.device, non_blocking=True)
         if self.adversarial is not None:
             images = self.adversarial.perturb(self.model, images, labels)
-        logits = self.model(images)
+        model = self.model if self._data_parallel is None else self._data_parallel.wrapper()
+        logits = model(images)
         loss = F.cross_entropy(logits, labels)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
         self.scheduler.step()
         correct = (logits.detach().argmax(dim=1) == labels).sum()
+        if self.place.is_distributed:
+            return sum_step_statistics(loss.item(), int(correct.item()), len(labels), self.device)
         return loss.item(), int(correct.item()), len(labels)
 
     def _end_step(self, loss: float, correct: int, count: int, bar: tqdm) -> None:
@@ -365,7 +414,7 @@ class Trainer:
     def _validate(self, epoch_ended: bool) -> None:
         """Evaluate on the validation split, record it, check the target and notify controllers."""
         self._pause_clock()
-        evaluation = evaluate(self.model, self.dataset.val, self.config.data.eval_batch_size, self.device)
+        evaluation = self._evaluate(self.dataset.val)
         record = self._evaluation_record("eval", "val", evaluation)
         if epoch_ended and self.overfitting_monitor is not None:
             self._check_overfitting(record)
@@ -390,6 +439,17 @@ class Trainer:
             if hasattr(controller, "on_eval_end"):
                 controller.on_eval_end(self, self.step, evaluation.accuracy)
         self._start_clock()
+
+    def _evaluate(self, split: Split) -> Evaluation:
+        """Evaluate on rank 0 and broadcast the numbers, so every rank records and decides alike."""
+        if not self.place.is_distributed:
+            return evaluate(self.model, split, self.config.data.eval_batch_size, self.device)
+        numbers = None
+        if self.place.is_main:
+            evaluation = evaluate(self.model, split, self.config.data.eval_batch_size, self.device)
+            numbers = [evaluation.loss, evaluation.accuracy, float(evaluation.count)]
+        loss, accuracy, count = broadcast_numbers(numbers, 3, self.device)
+        return Evaluation(loss=loss, accuracy=accuracy, count=round(count))
 
     def _check_overfitting(self, record: dict[str, Any]) -> None:
         result = self.overfitting_monitor.check(self.model, self.epoch)
@@ -418,10 +478,10 @@ class Trainer:
     def _finish(self, stopped_early: bool) -> TrainResult:
         """Evaluate what the last step has not, measure the test accuracy once and build the result."""
         if self.last_validation is None or self.last_validation["step"] != self.step:
-            evaluation = evaluate(self.model, self.dataset.val, self.config.data.eval_batch_size, self.device)
+            evaluation = self._evaluate(self.dataset.val)
             self.last_validation = self._evaluation_record("eval", "val", evaluation)
             self.metrics.log(self.last_validation)
-        test = evaluate(self.model, self.dataset.test, self.config.data.eval_batch_size, self.device)
+        test = self._evaluate(self.dataset.test)
         self.metrics.log(self._evaluation_record("test", "test", test))
         result = TrainResult(
             config=self.config.to_dict(),
@@ -441,7 +501,7 @@ class Trainer:
             diverged=self.diverged,
             stopped_early=stopped_early,
         )
-        if self.config.run.out is not None:
+        if self.config.run.out is not None and self.place.is_main:
             result.save(Path(self.config.run.out) / "result.json")
         logger.info(
             "finished at step %d: validation accuracy %.4f, test accuracy %.4f, %.1f training seconds",
@@ -477,20 +537,25 @@ class Trainer:
             return None
         folder = Path(run.out)
         if not self._folder_claimed:
+            # Every rank checks, so that all of them raise together; only rank 0 writes.
             if (folder / CHECKPOINT_NAME).exists() and not run.overwrite:
                 raise ConfigError(
                     f"run.out = {str(folder)!r} already contains a checkpoint; resume it "
                     f"(gradmod train --resume {folder}), choose another folder, or set run.overwrite = true"
                 )
+            self._folder_claimed = True
+            if not self.place.is_main:
+                return None
             folder.mkdir(parents=True, exist_ok=True)
             config_text = json.dumps(self.config.to_dict(), indent=1)
             (folder / "config.json").write_text(config_text + "\n", encoding="utf-8")
-            self._folder_claimed = True
-        return folder
+        return folder if self.place.is_main else None
 
     def _save_checkpoint(self) -> Path | None:
         if self.config.run.out is None:
             return None
+        if not self.place.is_main:
+            return Path(self.config.run.out) / CHECKPOINT_NAME
         return save_checkpoint(self.state_dict(), Path(self.config.run.out) / CHECKPOINT_NAME)
 
     def state_dict(self) -> dict[str, Any]:
