@@ -1,0 +1,159 @@
+"""Data-parallel training on 2 CPU processes (gloo), against 1 process and against itself.
+
+The spawned runs are shared through module-scoped fixtures, because starting
+a process and importing torch costs seconds on a busy machine.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import gradmod.training.trainer as trainer_module
+from gradmod.distributed import ProcessPlace, choose_backend, detect_torchrun, local_device
+from gradmod.training import ConfigError, Trainer
+from test_distributed_support import crash_worker, distributed_config, run_ranks, train_outcome, train_worker
+from test_trainer_support import tiny_dataset
+
+STEPS = 6
+# Gradients summed by the all-reduce round differently from one big batch's mean.
+EQUIVALENCE_TOLERANCE = 1e-5
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def two_rank_run(tmp_path_factory):
+    """Two ranks trained for STEPS steps from scratch."""
+    folder = tmp_path_factory.mktemp("two-rank")
+    return run_ranks(train_worker, 2, (distributed_config(), STEPS), folder)
+
+
+def _values(outcomes):
+    for rank, outcome in enumerate(outcomes):
+        assert outcome["exitcode"] == 0, f"rank {rank}: {outcome.get('traceback', outcome)}"
+    return [outcome["value"] for outcome in outcomes]
+
+
+def _max_weight_difference(first, second):
+    return max((first[name] - second[name]).abs().max().item() for name in first)
+
+
+# ---------------------------------------------------------------- environment
+def test_detect_torchrun_without_variables_is_single():
+    assert detect_torchrun({}) == ProcessPlace(rank=0, world_size=1, local_rank=0)
+
+
+def test_detect_torchrun_reads_variables():
+    place = detect_torchrun({"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1"})
+    assert place == ProcessPlace(rank=3, world_size=4, local_rank=1)
+    assert place.is_distributed
+    assert not place.is_main
+
+
+def test_detect_torchrun_rejects_rank_outside_world():
+    with pytest.raises(ValueError, match=r"RANK must be in 0\.\.1 for WORLD_SIZE=2, got 2"):
+        detect_torchrun({"RANK": "2", "WORLD_SIZE": "2"})
+
+
+def test_detect_torchrun_rejects_non_integer():
+    with pytest.raises(ValueError, match=r"WORLD_SIZE must be an integer, got 'two'"):
+        detect_torchrun({"RANK": "0", "WORLD_SIZE": "two"})
+
+
+def test_choose_backend_auto_on_cpu_is_gloo():
+    assert choose_backend("auto", torch.device("cpu")) == "gloo"
+    assert choose_backend("gloo", torch.device("cpu")) == "gloo"
+
+
+def test_choose_backend_rejects_nccl_on_cpu():
+    with pytest.raises(ValueError, match=r"backend 'nccl' needs a CUDA device, got device 'cpu'"):
+        choose_backend("nccl", torch.device("cpu"))
+
+
+def test_choose_backend_rejects_unknown_name():
+    with pytest.raises(ValueError, match=r"backend must be one of auto, gloo, nccl, got 'mpi'"):
+        choose_backend("mpi", torch.device("cpu"))
+
+
+def test_local_device_gives_each_rank_its_gpu():
+    place = ProcessPlace(rank=3, world_size=4, local_rank=1)
+    assert local_device("cuda", place) == torch.device("cuda", 1)
+    assert local_device("cuda:0", place) == torch.device("cuda", 0)
+    assert local_device("cpu", place) == torch.device("cpu")
+    assert local_device("cuda", ProcessPlace()) == torch.device("cuda")
+
+
+def test_trainer_rejects_batch_not_divisible_by_world(monkeypatch):
+    monkeypatch.setattr(trainer_module, "join_process_group", lambda *args: ProcessPlace(rank=0, world_size=3))
+    with pytest.raises(ConfigError, match=r"data.batch_size = 32 is the global batch and must be divisible by the 3"):
+        Trainer(distributed_config(), tiny_dataset())
+
+
+def test_config_rejects_unknown_backend():
+    with pytest.raises(ConfigError, match=r"distributed.backend"):
+        Trainer(distributed_config(**{"distributed.backend": "mpi"}), tiny_dataset())
+
+
+# ------------------------------------------------------------------ training
+def test_ranks_agree_on_weights_and_gains(two_rank_run):
+    first, second = _values(two_rank_run)
+    assert first["step"] == second["step"] == STEPS
+    for name in first["weights"]:
+        assert torch.equal(first["weights"][name], second["weights"][name]), name
+    assert first["gains"] == second["gains"]
+    assert first["losses"] == second["losses"]
+    # The gains moved, so the comparison above checked modulation at work.
+    assert any(abs(gain - 1.0) > 1e-6 for gain in first["gains"].values())
+
+
+def test_two_ranks_match_one_process(two_rank_run):
+    rank0, _ = _values(two_rank_run)
+    trainer = Trainer(distributed_config(), tiny_dataset())
+    trainer.fit(max_steps=STEPS)
+    single = train_outcome(trainer)
+
+    assert _max_weight_difference(rank0["weights"], single["weights"]) < EQUIVALENCE_TOLERANCE
+    assert rank0["gains"].keys() == single["gains"].keys()
+    for name, gain in single["gains"].items():
+        assert rank0["gains"][name] == pytest.approx(gain, abs=EQUIVALENCE_TOLERANCE), name
+    assert rank0["losses"] == pytest.approx(single["losses"], abs=EQUIVALENCE_TOLERANCE)
+    # Only rank 0 evaluates, on the whole split, as the single process does.
+    assert rank0["val_accuracy"] == single["val_accuracy"]
+
+
+def test_resume_continues_bit_identically(two_rank_run, tmp_path):
+    uninterrupted, _ = _values(two_rank_run)
+    out = tmp_path / "run"
+    config = distributed_config(**{"run.out": str(out)})
+    halfway = _values(run_ranks(train_worker, 2, (config, STEPS // 2), tmp_path / "first"))
+    assert halfway[0]["step"] == STEPS // 2
+    assert (out / "checkpoint.pt").is_file()
+
+    resumed = _values(run_ranks(train_worker, 2, (config, STEPS, str(out)), tmp_path / "second"))
+    for outcome in resumed:
+        assert outcome["step"] == STEPS
+        for name, tensor in uninterrupted["weights"].items():
+            assert torch.equal(outcome["weights"][name], tensor), name
+        assert outcome["gains"] == uninterrupted["gains"]
+    assert resumed[0]["losses"] == uninterrupted["losses"]
+
+
+def test_failed_rank_stops_the_other(tmp_path):
+    timeout = 10.0
+    config = distributed_config(**{"distributed.timeout_seconds": timeout})
+    outcomes = run_ranks(crash_worker, 2, (config, 1, 3, STEPS), tmp_path, join_timeout=90.0)
+    survivor, crashed = outcomes
+
+    assert crashed["exitcode"] not in (0, None)
+    assert "simulated failure at step 3" in crashed["error"]
+    assert survivor["exitcode"] not in (0, None), "rank 0 hung or finished without its peer"
+    assert "error" in survivor
+    # Rank 0 fails in the step-3 collective, well before its own steps run out.
+    assert survivor["seconds"] - crashed["seconds"] < timeout + 5.0
