@@ -12,6 +12,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import socket
+import time
 import traceback
 from pathlib import Path
 from typing import Any, Callable
@@ -83,8 +84,6 @@ def run_ranks(
     plus ``exitcode`` and ``seconds`` (from the start until the process ended).
     A process still alive after ``join_timeout`` seconds is killed and has exitcode None.
     """
-    import time
-
     folder.mkdir(parents=True, exist_ok=True)
     context = multiprocessing.get_context("spawn")
     port = free_port()
@@ -133,21 +132,29 @@ def train_worker(rank: int, config: dict[str, Any], steps: int, resume: str | No
     return train_outcome(trainer)
 
 
-class CrashAtStep:
-    """A pipeline controller that raises at one step, standing in for a rank that fails."""
+class FailAtStep:
+    """A pipeline controller that stands in for a failing rank at one step.
 
-    def __init__(self, step: int) -> None:
+    With ``hang_seconds`` 0 it raises at once (the process dies and its sockets
+    close); otherwise it first sleeps that long, like a rank that is stuck.
+    """
+
+    def __init__(self, step: int, hang_seconds: float = 0.0) -> None:
         self.step = step
+        self.hang_seconds = hang_seconds
 
     def on_step_end(self, trainer: Trainer, step: int, loss: float) -> None:
         if step == self.step:
+            time.sleep(self.hang_seconds)
             raise RuntimeError(f"simulated failure at step {step}")
 
 
-def crash_worker(rank: int, config: dict[str, Any], crash_rank: int, crash_step: int, steps: int) -> int:
-    """Train like ``train_worker``, but rank ``crash_rank`` raises at ``crash_step``."""
+def failing_worker(
+    rank: int, config: dict[str, Any], failing_rank: int, fail_step: int, hang_seconds: float, steps: int
+) -> int:
+    """Train like ``train_worker``, but rank ``failing_rank`` fails at ``fail_step`` (see ``FailAtStep``)."""
     trainer = Trainer(config, tiny_dataset())
-    if rank == crash_rank:
-        trainer.controllers.append(CrashAtStep(crash_step))
+    if rank == failing_rank:
+        trainer.controllers.append(FailAtStep(fail_step, hang_seconds))
     trainer.fit(max_steps=steps)
     return trainer.step

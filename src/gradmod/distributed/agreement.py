@@ -1,9 +1,9 @@
 """Collectives that keep every rank's view of the run identical.
 
 Each rank trains on its own shard, so its loss, its clock and the signals it
-receives differ. These helpers combine them so that all ranks log the same
-numbers and take the same stop decisions at the same step; otherwise one rank
-would leave the loop while the others wait in the next all-reduce.
+receives differ. These helpers combine them, so that all ranks log the same
+numbers and take the same stop decisions at the same step. Without them one
+rank could leave the loop while the others wait in the next all-reduce.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Where this process sits in a torchrun job: rank, world size, local rank, device and backend.
 
-torchrun (``torch.distributed.run``) starts one process per worker and tells
+torchrun (``torch.distributed.run``) starts one process per worker and passes
 each one its place through environment variables: ``RANK`` (0..W-1 over all
 nodes), ``WORLD_SIZE`` (W) and ``LOCAL_RANK`` (0..workers per node - 1), with
 ``MASTER_ADDR`` and ``MASTER_PORT`` for the rendezvous. A process without

@@ -184,7 +184,7 @@ class Trainer:
                 f"{world_size} processes (each takes batch_size / {world_size}); choose a multiple of {world_size}"
             )
         # drop_last: a last batch of one image would break batch norm in training mode.
-        # Rank r's batch i holds positions r, r + W, ... of the global batch i, so the
+        # Rank r's batch i contains positions r, r + W, ... of the global batch i, so the
         # ranks' batches together are exactly the single-process batch.
         return BatchLoader(
             train,
