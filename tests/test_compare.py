@@ -176,3 +176,27 @@ def test_compare_rejects_bad_arguments(tiny_preset, data_folder, tmp_path, capsy
 def test_report_missing_folder(tmp_path, capsys):
     assert main(["report", str(tmp_path / "nothing")]) == 2
     assert "results.json not found" in capsys.readouterr().err
+
+
+def test_interrupted_run_resumes_from_checkpoint(finished, tiny_preset, data_folder, tmp_path):
+    from gradmod.benchmark.arms import resolve_arms
+    from gradmod.benchmark.matrix import build_matrix
+    from gradmod.data import load_fashion_mnist
+    from gradmod.training import TrainConfig, Trainer
+
+    _, uninterrupted_out = finished
+    uninterrupted = json.loads((uninterrupted_out / "results.json").read_text())["runs"][1]
+    spec = build_matrix(tiny_preset, ["cnn"], resolve_arms(["lgm"]), [0], [1.0], ["standard"])[1]
+    dataset = load_fashion_mnist(data_folder, val_size=tiny_preset.val_size)
+    folder = tmp_path / "out" / "runs" / spec.key
+    config = TrainConfig.from_dict(spec.config).replace(**{"run.out": str(folder)})
+    Trainer(config, dataset).fit(max_steps=5)  # stops early and leaves a checkpoint at step 5
+
+    records = runner.run_matrix([spec], dataset, tmp_path / "out", progress=False)
+
+    resumed = records[0]
+    assert resumed["status"] == "ok"
+    assert resumed["steps"] == uninterrupted["steps"]
+    assert resumed["test_accuracy"] == uninterrupted["test_accuracy"]
+    assert [p["val_accuracy"] for p in resumed["curve"]] == [p["val_accuracy"] for p in uninterrupted["curve"]]
+    assert resumed["gains_history"] == uninterrupted["gains_history"]
