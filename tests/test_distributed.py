@@ -10,7 +10,14 @@ import pytest
 import torch
 
 import gradmod.training.trainer as trainer_module
-from gradmod.distributed import ProcessPlace, choose_backend, detect_torchrun, local_device
+from gradmod.distributed import (
+    ProcessPlace,
+    TrainableDataParallel,
+    choose_backend,
+    detect_torchrun,
+    leave_process_group,
+    local_device,
+)
 from gradmod.training import ConfigError, Trainer
 from test_distributed_support import distributed_config, failing_worker, run_ranks, train_outcome, train_worker
 from test_trainer_support import tiny_dataset
@@ -169,3 +176,43 @@ def test_stuck_rank_times_out_the_other(tmp_path):
     assert "Timed out" in survivor["error"]
     # Rank 0 gave up after the timeout, before the stuck rank woke up (hang - timeout later).
     assert stuck["seconds"] - survivor["seconds"] > (hang - timeout) / 2
+
+
+# --------------------------------------------------------------- DDP wrapper
+@pytest.fixture
+def single_rank_group(tmp_path):
+    """A gloo process group of one rank in this process, destroyed afterwards."""
+    torch.distributed.init_process_group(
+        "gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1
+    )
+    yield
+    leave_process_group()
+
+
+def _train_through(wrapper, model, images, labels):
+    model.zero_grad(set_to_none=True)
+    torch.nn.functional.cross_entropy(wrapper(images), labels).backward()
+
+
+def test_wrapper_rebuilds_after_freezing(single_rank_group):
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    data_parallel = TrainableDataParallel(model, torch.device("cpu"))
+    images, labels = torch.randn(4, 3, 4), torch.tensor([0, 1, 2, 0])
+    first = data_parallel.wrapper()
+    assert data_parallel.wrapper() is first
+    _train_through(first, model, images, labels)
+
+    for parameter in model[1].parameters():
+        parameter.requires_grad_(False)
+    # Two steps: a stale wrapper fails on the second, waiting for the frozen layer's gradients.
+    for _ in range(2):
+        _train_through(data_parallel.wrapper(), model, images, labels)
+    assert data_parallel.rebuilds == 2
+    assert model[1].weight.grad is None
+    assert model[3].weight.grad is not None
+
+
+def test_wrapper_rejects_fully_frozen_model(single_rank_group):
+    model = torch.nn.Linear(3, 2).requires_grad_(False)
+    with pytest.raises(RuntimeError, match=r"every parameter is frozen"):
+        TrainableDataParallel(model, torch.device("cpu")).wrapper()
