@@ -6,10 +6,16 @@ a process and importing torch costs seconds on a busy machine.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 
 import gradmod.training.trainer as trainer_module
+from gradmod.cli import main
 from gradmod.distributed import (
     ProcessPlace,
     TrainableDataParallel,
@@ -19,7 +25,8 @@ from gradmod.distributed import (
     local_device,
 )
 from gradmod.training import ConfigError, Trainer
-from test_distributed_support import distributed_config, failing_worker, run_ranks, train_outcome, train_worker
+from idx_fixtures import write_fashion_mnist
+from test_distributed_support import distributed_config, failing_worker, free_port, run_ranks, train_outcome, train_worker
 from test_trainer_support import tiny_dataset
 
 STEPS = 6
@@ -216,3 +223,34 @@ def test_wrapper_rejects_fully_frozen_model(single_rank_group):
     model = torch.nn.Linear(3, 2).requires_grad_(False)
     with pytest.raises(RuntimeError, match=r"every parameter is frozen"):
         TrainableDataParallel(model, torch.device("cpu")).wrapper()
+
+
+# ------------------------------------------------------------- command line
+def test_cli_rejects_non_positive_timeout(tmp_path, capsys):
+    assert main(["train", "--dist-timeout", "0", "--out", str(tmp_path / "run")]) == 2
+    assert "distributed.timeout_seconds" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_torchrun_cli_writes_from_rank_zero(tmp_path):
+    data = tmp_path / "data"
+    write_fashion_mnist(data, num_train=200, num_test=40)
+    config = tmp_path / "tiny.toml"
+    config.write_text('[model]\nname = "cnn"\noptions = { width = 4, hidden = 16 }\n[data]\nval_size = 40\n')
+    out = tmp_path / "run"
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
+        "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
+        "-m", "gradmod", "train", "--config", str(config), "--batch-size", "32", "--max-steps", "4",
+        "--threads", "1", "--quiet", "--data", str(data), "--out", str(out), "--dist-timeout", "60",
+    ]
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    environment.pop("WORLD_SIZE", None)
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=240, env=environment)
+
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert completed.stdout.count("run folder:") == 1
+    result = json.loads((out / "result.json").read_text())
+    assert result["steps"] == 4
+    train_records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [record["step"] for record in train_records if record["kind"] == "train"] == [1, 2, 3, 4]
