@@ -30,6 +30,9 @@ from test_distributed_support import distributed_config, failing_worker, free_po
 from test_trainer_support import tiny_dataset
 
 STEPS = 6
+# Thresholds far from the gains and update ratios of the first steps, so that
+# layers freeze early (at the same step in every run) and DDP must follow.
+EARLY_FREEZING = {"enabled": True, "check_every": 2, "window": 1, "gain_threshold": 5.0, "ratio_threshold": 1.0}
 # Gradients summed by the all-reduce round differently from one big batch's mean.
 EQUIVALENCE_TOLERANCE = 1e-5
 
@@ -44,9 +47,9 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def two_rank_run(tmp_path_factory):
-    """Two ranks trained for STEPS steps from scratch."""
+    """Two ranks trained for STEPS steps from scratch, freezing layers on the way."""
     folder = tmp_path_factory.mktemp("two-rank")
-    return run_ranks(train_worker, 2, (distributed_config(), STEPS), folder)
+    return run_ranks(train_worker, 2, (distributed_config(freezing=EARLY_FREEZING), STEPS), folder)
 
 
 def _values(outcomes):
@@ -123,15 +126,18 @@ def test_ranks_agree_on_weights_and_gains(two_rank_run):
         assert torch.equal(first["weights"][name], second["weights"][name]), name
     assert first["gains"] == second["gains"]
     assert first["losses"] == second["losses"]
-    # The gains moved, so the comparison above checked modulation at work.
+    # The gains moved and layers froze, so the comparison covered both at work.
     assert any(abs(gain - 1.0) > 1e-6 for gain in first["gains"].values())
+    assert first["frozen"]
+    assert first["frozen"] == second["frozen"]
 
 
 def test_two_ranks_match_one_process(two_rank_run):
     rank0, _ = _values(two_rank_run)
-    trainer = Trainer(distributed_config(), tiny_dataset())
+    trainer = Trainer(distributed_config(freezing=EARLY_FREEZING), tiny_dataset())
     trainer.fit(max_steps=STEPS)
     single = train_outcome(trainer)
+    assert rank0["frozen"] == single["frozen"]
 
     assert _max_weight_difference(rank0["weights"], single["weights"]) < EQUIVALENCE_TOLERANCE
     assert rank0["gains"].keys() == single["gains"].keys()
@@ -145,7 +151,7 @@ def test_two_ranks_match_one_process(two_rank_run):
 def test_resume_continues_bit_identically(two_rank_run, tmp_path):
     uninterrupted, _ = _values(two_rank_run)
     out = tmp_path / "run"
-    config = distributed_config(**{"run.out": str(out)})
+    config = distributed_config(freezing=EARLY_FREEZING, **{"run.out": str(out)})
     halfway = _values(run_ranks(train_worker, 2, (config, STEPS // 2), tmp_path / "first"))
     assert halfway[0]["step"] == STEPS // 2
     assert (out / "checkpoint.pt").is_file()
@@ -156,6 +162,7 @@ def test_resume_continues_bit_identically(two_rank_run, tmp_path):
         for name, tensor in uninterrupted["weights"].items():
             assert torch.equal(outcome["weights"][name], tensor), name
         assert outcome["gains"] == uninterrupted["gains"]
+        assert outcome["frozen"] == uninterrupted["frozen"]
     assert resumed[0]["losses"] == uninterrupted["losses"]
 
 

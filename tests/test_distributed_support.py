@@ -111,13 +111,14 @@ def run_ranks(
 
 
 def train_outcome(trainer: Trainer) -> dict[str, Any]:
-    """Return what the tests compare: weights, gains, step, losses and the last validation."""
+    """Return what the tests compare: weights, gains, step, losses, last validation and frozen parameters."""
     return {
         "step": trainer.step,
         "weights": {name: tensor.detach().clone() for name, tensor in trainer.model.state_dict().items()},
         "gains": trainer.modulator.gains() if trainer.modulator is not None else {},
         "losses": [record["loss"] for record in trainer.metrics.history if record["kind"] == "train"],
         "val_accuracy": trainer.last_validation["val_accuracy"],
+        "frozen": [name for name, parameter in trainer.model.named_parameters() if not parameter.requires_grad],
     }
 
 
