@@ -134,7 +134,7 @@ def train_worker(rank: int, config: dict[str, Any], steps: int, resume: str | No
 
 
 class FailAtStep:
-    """A pipeline controller that stands in for a failing rank at one step.
+    """A pipeline controller that simulates a failing rank at one step.
 
     With ``hang_seconds`` 0 it raises at once (the process dies and its sockets
     close); otherwise it first sleeps that long, like a rank that is stuck.
