@@ -26,7 +26,14 @@ from gradmod.distributed import (
 )
 from gradmod.training import ConfigError, Trainer
 from idx_fixtures import write_fashion_mnist
-from test_distributed_support import distributed_config, failing_worker, free_port, run_ranks, train_outcome, train_worker
+from test_distributed_support import (
+    distributed_config,
+    failing_worker,
+    free_port,
+    run_ranks,
+    train_outcome,
+    train_worker,
+)
 from test_trainer_support import tiny_dataset
 
 STEPS = 6

@@ -28,7 +28,7 @@ def sum_step_statistics(loss: float, correct: int, count: int, device: torch.dev
 
 
 def agree_on_stop(signum: int | None, out_of_time: bool, device: torch.device) -> tuple[int | None, bool]:
-    """Return (signal, out of time) as any rank saw them: the largest signal number, and True if any rank is out of time."""
+    """Return (signal, out of time) over all ranks: the largest signal number, and whether any rank is out of time."""
     values = torch.tensor([signum or 0, int(out_of_time)], dtype=torch.int64, device=device)
     dist.all_reduce(values, op=dist.ReduceOp.MAX)
     agreed_signum, agreed_out_of_time = values.tolist()

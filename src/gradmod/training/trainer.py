@@ -23,8 +23,9 @@ Under torchrun (``torchrun --nproc_per_node W -m gradmod train ...``) each of
 the W ranks trains on its shard of every global batch through DDP. The ranks
 sum their step losses and agree on every stop decision with a collective per
 step, and only rank 0 evaluates (broadcasting the numbers) and writes files.
-The run is therefore the single-process run with the same global batch, up to
-the rounding of the gradient all-reduce (see ``gradmod.distributed``).
+A model without BatchNorm, dropout or adversarial training therefore follows
+the single-process run with the same global batch, up to the rounding of the
+gradient all-reduce (see ``gradmod.distributed``).
 
 NOTE: bit-exact resumption also needs the same torch thread count (and the
 same torch build), because CPU reductions round differently across threads.
@@ -250,7 +251,8 @@ class Trainer:
         stop_step = self.total_steps if max_steps is None else min(self.total_steps, max_steps)
         folder = self._claim_run_folder()
         run = self.config.run
-        self.metrics.open(folder if self.place.is_main else None, csv_file=run.csv, tensorboard=run.tensorboard, step=self.step)
+        metrics_folder = folder if self.place.is_main else None
+        self.metrics.open(metrics_folder, csv_file=run.csv, tensorboard=run.tensorboard, step=self.step)
         logger.info(
             "training %s with %s for %d steps (%d per epoch), from step %d",
             self.config.model.name,
