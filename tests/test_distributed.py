@@ -245,6 +245,13 @@ def test_cli_rejects_non_positive_timeout(tmp_path, capsys):
     assert "distributed.timeout_seconds" in capsys.readouterr().err
 
 
+def test_cli_under_torchrun_needs_out(monkeypatch, capsys):
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main(["train", "--max-steps", "1"]) == 2
+    assert "under torchrun (WORLD_SIZE=2) pass --out DIR" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_torchrun_cli_writes_from_rank_zero(tmp_path):
     data = tmp_path / "data"

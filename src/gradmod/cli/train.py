@@ -166,6 +166,7 @@ def _train(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
                 _set(data, key, value)
             run_section = data.get("run", {})
             if not (isinstance(run_section, dict) and "out" in run_section):
+                _require_out_under_torchrun()
                 _set(data, "run.out", _default_out(data))
             trainer = Trainer(data)
         result = trainer.fit(time_budget=args.time_budget)
@@ -178,6 +179,21 @@ def _train(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
     if trainer.place.is_main:
         _print_summary(result, trainer.config.run.out)
     return 0
+
+
+def _require_out_under_torchrun() -> None:
+    """Reject a torchrun job without --out: each rank would stamp its own clock into the default name."""
+    from gradmod.distributed import detect_torchrun
+
+    try:
+        place = detect_torchrun()
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    if place.is_distributed:
+        raise UsageError(
+            f"under torchrun (WORLD_SIZE={place.world_size}) pass --out DIR (or run.out in the config), "
+            "so that every rank uses the same run folder"
+        )
 
 
 def _resume(args: argparse.Namespace, overrides: dict[str, Any]):
