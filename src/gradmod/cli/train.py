@@ -6,8 +6,8 @@ value is validated before the data is loaded; an invalid one prints a single
 line and exits with code 2. SIGINT and SIGTERM write a checkpoint at the next
 step boundary and exit with 130 or 143.
 
-Started by ``torchrun --nproc_per_node W -m gradmod train ...``, every rank
-runs this command; the Trainer joins the process group, rank 0 alone prints
+Under ``torchrun --nproc_per_node W -m gradmod train --out DIR ...`` every rank
+runs this command. The Trainer joins the process group, rank 0 alone prints
 and writes files, and the group is destroyed on the way out.
 """
 
