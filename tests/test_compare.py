@@ -185,7 +185,8 @@ def test_interrupted_run_resumes_from_checkpoint(finished, tiny_preset, data_fol
     from gradmod.training import TrainConfig, Trainer
 
     _, uninterrupted_out = finished
-    uninterrupted = json.loads((uninterrupted_out / "results.json").read_text())["runs"][1]
+    runs = json.loads((uninterrupted_out / "results.json").read_text())["runs"]
+    uninterrupted = next(r for r in runs if r["arm"] == "lgm" and r["seed"] == 0)
     spec = build_matrix(tiny_preset, ["cnn"], resolve_arms(["lgm"]), [0], [1.0], ["standard"])[1]
     dataset = load_fashion_mnist(data_folder, val_size=tiny_preset.val_size)
     folder = tmp_path / "out" / "runs" / spec.key
