@@ -95,7 +95,8 @@ def render_report(results: dict[str, Any], plots: list[str]) -> str:
         "'reached' counts the runs that got there at all. Accuracy differences are paired by seed, in "
         "percentage points; robust change is (arm - baseline) / baseline of PGD accuracy. "
         "'~' marks an interval that contains no change (within noise). The test set is read only for "
-        "final numbers; robust accuracy uses a fixed subset of it.",
+        "final numbers; robust accuracy uses a fixed subset of it. Training seconds are wall-clock time, "
+        "so on a shared machine they also measure the load while each run trained; steps do not.",
         "",
         "## Summary",
         "",
