@@ -35,13 +35,14 @@ logger = logging.getLogger(__name__)
 DEFAULT_EPS = "0.05,0.1,0.2"
 DEFAULT_IMAGES = 1000
 # ART budgets sized for 1000 images of the default CNN at 3 budgets in about 5 minutes on
-# 2 CPU cores. NOTE: an estimate from one timing on a shared 2-core machine with torch 2.13
-# (CPU) and ART 1.20.1. Per eps, AutoPGD took 0.6 s per step and loss, PGD 0.4 s per step,
-# and Square Attack 1.3 s per query, because each query predicts all images. Both budgets
-# are far below those of standard AutoAttack (github.com/fra31/auto-attack: 100 APGD
-# iterations, 5000 Square queries), so raise them for a final evaluation.
-DEFAULT_APGD_STEPS = 20
-DEFAULT_SQUARE_QUERIES = 30
+# 2 CPU cores. NOTE: an estimate from timings on a shared 2-core machine (load average
+# about 2, torch 2.13 CPU, ART 1.20.1). Per eps and 1000 images, PGD took 0.3 s per step,
+# AutoPGD 0.45 s per step and loss, and Square Attack 0.6 s per query, because each query
+# predicts all images. Both budgets are far below those of standard AutoAttack
+# (github.com/fra31/auto-attack: 100 APGD iterations, 5000 Square queries), so raise them
+# for a final evaluation.
+DEFAULT_APGD_STEPS = 50
+DEFAULT_SQUARE_QUERIES = 50
 NORM_NAMES = {"linf": "L-inf", "l2": "L2"}
 
 
@@ -262,8 +263,6 @@ def run(args: argparse.Namespace) -> int:
     """Evaluate the run's robustness, write the JSON and the plot, print the table; return the exit code."""
     import torch
 
-    from gradmod.robustness import plot_robustness
-
     _check_counts(args)
     if not getattr(args, "verbose", False):
         # ART logs each classifier it builds at INFO, several times per eps.
@@ -297,6 +296,21 @@ def run(args: argparse.Namespace) -> int:
     report = _evaluate_each_eps(model, images, labels, eps_values, art, settings)
     seconds = time.perf_counter() - started
 
+    result = _result_dict(report, checkpoint, config, state)
+    result["data"] = {"source": data_source, "split": "test", "first_images": args.images}
+    result["seconds"] = seconds
+    result["threads"] = torch.get_num_threads()
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    _plot(report, config, png_path)
+
+    _print_table(report, checkpoint, seconds)
+    print(f"wrote {json_path} and {png_path}")
+    return 0
+
+
+def _result_dict(report: Any, checkpoint: Path, config: Any, state: dict[str, Any]) -> dict[str, Any]:
+    """Return the report's dict with the run it evaluated and the library versions added."""
     result = report.to_dict()
     result["run"] = {
         "checkpoint": str(checkpoint),
@@ -305,22 +319,22 @@ def run(args: argparse.Namespace) -> int:
         "model_options": dict(config.model.options),
         "adversarial_training": {"method": config.adversarial.method, "eps": config.adversarial.eps},
     }
-    result["data"] = {"source": data_source, "split": "test", "first_images": args.images}
-    result["seconds"] = seconds
-    result["threads"] = torch.get_num_threads()
     result["versions"] = _versions(report.art_used)
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    training = "standard" if config.adversarial.method == "none" else f"{config.adversarial.method} adversarial"
-    title = f"{config.model.name}, {training} training, first {args.images} test images"
-    plot_robustness(report, png_path, title=title)
-
-    _print_table(report, checkpoint, args, seconds)
-    print(f"wrote {json_path} and {png_path}")
-    return 0
+    return result
 
 
-def _print_table(report: Any, checkpoint: Path, args: argparse.Namespace, seconds: float) -> None:
+def _plot(report: Any, config: Any, png_path: Path) -> None:
+    """Write PGD accuracy and worst-case accuracy against eps to ``png_path``."""
+    from gradmod.robustness import plot_robustness
+
+    steps = report.config["steps"]
+    curves = {f"PGD-{steps}": report.attack_accuracy[f"pgd-{steps}"], "worst case of all attacks": report.robust_accuracy}
+    training = "standard" if config.adversarial.method == "none" else config.adversarial.method
+    title = f"{config.model.name}, {training} training, {report.num_images} test images"
+    plot_robustness(curves, png_path, title=title)
+
+
+def _print_table(report: Any, checkpoint: Path, seconds: float) -> None:
     steps = report.config["steps"]
     norm = NORM_NAMES[report.norm]
     lines = [
