@@ -457,6 +457,8 @@ class Trainer:
         result = self.overfitting_monitor.check(self.model, self.epoch)
         record["pgd_accuracy"] = result.accuracy
         if result.collapsed:
+            # NOTE: a collapse is only logged; the weights of the best epoch are not kept yet,
+            # so the final checkpoint holds the collapsed model.
             self.log_event(
                 "catastrophic_overfitting",
                 self.step,
