@@ -279,3 +279,21 @@ def test_merge_rejects_mismatched_reports():
         merge_reports([single_eps_report(0.1, 0.2, 0.3), single_eps_report(0.2, 0.2, 0.3, num_images=20)])
     with pytest.raises(ValueError, match=r"each eps once, got eps \[0.1, 0.1\]"):
         merge_reports([single_eps_report(0.1, 0.2, 0.3), single_eps_report(0.1, 0.2, 0.3)])
+
+
+def test_attack_l2_norm(trained, data_folder, tmp_path):
+    run, _ = trained
+    out = tmp_path / "l2.json"
+    assert attack(run, data_folder, "--no-art", "--norm", "l2", "--eps", "0.5,2", "--out", str(out)) == 0
+    result = json.loads(out.read_text())
+    assert result["norm"] == "l2"
+    assert [row["eps"] for row in result["per_eps"]] == [0.0, 0.5, 2.0]
+    # The large-eps check for L2 reaches the grey image from any 28x28 image: 0.5 * sqrt(784) = 14.
+    assert result["config"]["large_eps"] == 14.0
+
+
+def test_attack_rejects_foreign_checkpoint(tmp_path, capsys):
+    foreign = tmp_path / "weights.pt"
+    torch.save({"weights": torch.zeros(3)}, foreign)
+    assert main(["attack", "--checkpoint", str(foreign)]) == 2
+    assert f"--checkpoint {foreign}: not a gradmod train checkpoint" in capsys.readouterr().err

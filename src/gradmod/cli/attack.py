@@ -9,7 +9,8 @@ accuracy against eps.
 
 Exit codes: 0 when the evaluation finished, also when a gradient-masking
 sanity check failed (the failure is printed and stored in the JSON, with
-``sanity_passed`` false); 2 for invalid input, printed as one line.
+``sanity_passed`` false); 2 for invalid input, printed as one line. Any other
+error propagates as an exception, which Python reports with exit code 1.
 """
 
 from __future__ import annotations
@@ -328,7 +329,15 @@ def _plot(report: Any, config: Any, png_path: Path) -> None:
     from gradmod.robustness import plot_robustness
 
     steps = report.config["steps"]
-    curves = {f"PGD-{steps}": report.attack_accuracy[f"pgd-{steps}"], "worst case of all attacks": report.robust_accuracy}
+    curves = {
+        f"PGD-{steps}": report.attack_accuracy[f"pgd-{steps}"],
+        "worst case of all attacks": report.robust_accuracy,
+    }
+    # The report-dict form carries the norm, which the plot writes on the eps axis.
+    curves = {
+        label: {"norm": report.norm, "per_eps": [{"eps": eps, "robust_accuracy": accuracy[eps]} for eps in report.eps]}
+        for label, accuracy in curves.items()
+    }
     training = "standard" if config.adversarial.method == "none" else config.adversarial.method
     title = f"{config.model.name}, {training} training, {report.num_images} test images"
     plot_robustness(curves, png_path, title=title)
