@@ -6,9 +6,9 @@ chosen after seeing the results. The quick targets come from one pilot run of
 the baseline on seed 100, outside the preset's seeds: the validation accuracy
 it had reached at 75% of its training (cnn 0.8852, vit 0.7696 at step 234 of 312),
 rounded down. NOTE: the full targets are the accuracies the recipes are sized
-to reach (see ``gradmod.training.recipes``), not yet checked by a pilot, and
-the full preset has never been run: by an estimate it needs more than ten
-hours on 2 CPU cores.
+to reach (see ``gradmod.training.recipes``), not yet checked by a pilot. The
+full preset has never been run; by an estimate it needs more than ten hours on
+2 CPU cores.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Paired statistics for the comparison harness.
 
 Arms are compared with the baseline seed by seed (and learning-rate scale by
-scale), because every arm starts from the same weights and sees the same data
-order for a given seed: the paired difference removes most seed-to-seed noise.
+scale). For a given seed every arm starts from the same weights and gets the
+same data order, so the paired difference removes most seed-to-seed noise.
 Intervals are two-sided 95% Student-t intervals of the mean over pairs.
 """
 

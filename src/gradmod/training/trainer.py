@@ -458,7 +458,7 @@ class Trainer:
         record["pgd_accuracy"] = result.accuracy
         if result.collapsed:
             # NOTE: a collapse is only logged; the weights of the best epoch are not kept yet,
-            # so the final checkpoint holds the collapsed model.
+            # so the final checkpoint contains the collapsed model.
             self.log_event(
                 "catastrophic_overfitting",
                 self.step,
