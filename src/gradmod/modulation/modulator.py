@@ -112,6 +112,7 @@ class LayerwiseGradientModulator:
         self._optimizer = None
         self._original_step = None
         self._subset_cache: dict[tuple[int, ...], Tensor] = {}
+        self._feedback_grads: list[Tensor | None] | None = None
 
     # ----------------------------------------------------------------- attach
     def attach(self, optimizer: Any) -> "LayerwiseGradientModulator":
@@ -184,10 +185,11 @@ class LayerwiseGradientModulator:
                 self._after_step(*prepared)
         return loss if closure is not None else result
 
-    def _active(self) -> tuple[list[Tensor], list[Tensor], list[Tensor] | None, Tensor]:
+    def _active(self) -> tuple[list[Tensor], list[Tensor], list[Tensor] | None, Tensor, tuple[int, ...] | None]:
+        """Return the parameters with a gradient, their gradients, update buffers, layer index and positions."""
         grads = [p.grad for p in self._params]
         if all(g is not None for g in grads):
-            return self._params, grads, self._updates, self._index
+            return self._params, grads, self._updates, self._index, None
         keep = tuple(i for i, g in enumerate(grads) if g is not None)
         index = self._subset_cache.get(keep)
         if index is None:
@@ -195,10 +197,24 @@ class LayerwiseGradientModulator:
             self._subset_cache = {keep: index}  # the active set rarely changes
         params = [self._params[i] for i in keep]
         updates = [self._updates[i] for i in keep] if self._updates is not None else None
-        return params, [grads[i] for i in keep], updates, index
+        return params, [grads[i] for i in keep], updates, index, keep
+
+    def _feedback_source(self, external, grads: list[Tensor], grad_norm: Tensor, index: Tensor, keep):
+        """Return the gradients the feedback is measured on and their layer norms.
+
+        They are the step's own gradients, or those given to :meth:`set_feedback_gradients`
+        (a missing one counts as zero).
+        """
+        if external is None:
+            return grads, grad_norm
+        if keep is not None:
+            external = [external[i] for i in keep]
+        source = [torch.zeros_like(g) if e is None else e for g, e in zip(grads, external)]
+        return source, layer_norms(source, index, len(self.layers), self._stat_dtype)
 
     def _before_step(self):
-        params, grads, updates, index = self._active()
+        params, grads, updates, index, keep = self._active()
+        external, self._feedback_grads = self._feedback_grads, None
         if not params:
             return None
         if any(g.is_sparse for g in grads):
@@ -213,8 +229,9 @@ class LayerwiseGradientModulator:
         feedback = torch.zeros_like(grad_norm)
         if self._needs_feedback and self._has_update:
             previous_norm = torch.where(active, self._update_norm, 0.0)
+            source, source_norm = self._feedback_source(external, grads, grad_norm, index, keep)
             # The buffer contains -u(t-1), so cos(g, buffer) is -h.
-            feedback = -feedback_cosine(grads, updates, grad_norm, previous_norm, index)
+            feedback = -feedback_cosine(source, updates, source_norm, previous_norm, index)
         weight_norm = layer_norms(params, index, n, self._stat_dtype) if self._needs_weight_norm else None
         signals = Signals(grad_norm, grad_norm, feedback, active, weight_norm)
 
@@ -257,6 +274,32 @@ class LayerwiseGradientModulator:
             )
 
     # --------------------------------------------------------------- readouts
+    def parameters(self) -> list[nn.Parameter]:
+        """Return the modulated parameters, layer by layer: the order of :meth:`set_feedback_gradients`."""
+        return list(self._params)
+
+    def set_feedback_gradients(self, grads: Sequence[Tensor | None]) -> None:
+        """Measure the next step's feedback on ``grads`` instead of the parameters' ``.grad``.
+
+        For example the gradient of the clean loss while the step descends an
+        adversarial loss. ``grads`` holds one tensor or None (counted as zero) per
+        parameter of :meth:`parameters`. Only the next optimizer step uses them;
+        its gains still scale that step's own gradient or update.
+        """
+        grads = list(grads)
+        if len(grads) != len(self._params):
+            raise ValueError(
+                f"set_feedback_gradients needs one gradient per modulated parameter ({len(self._params)}, "
+                f"in the order of modulator.parameters()), got {len(grads)}"
+            )
+        for position, (grad, param) in enumerate(zip(grads, self._params)):
+            if grad is not None and (grad.shape != param.shape or grad.device != param.device):
+                raise ValueError(
+                    f"feedback gradient {position} has shape {tuple(grad.shape)} on {grad.device}, but its "
+                    f"parameter has shape {tuple(param.shape)} on {param.device}"
+                )
+        self._feedback_grads = grads
+
     def gains(self) -> dict[str, float]:
         """Return the gain applied at the last step, by layer name (1 before the first step)."""
         return dict(zip(self.layer_names, self._gains.tolist()))
