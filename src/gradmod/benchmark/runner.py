@@ -139,6 +139,7 @@ def execute_run(spec: RunSpec, dataset: FashionMNIST, folder: Path, bar: tqdm | 
         "robust_clean_accuracy": accuracy[0.0],
         "robust_images": int(len(labels)),
         "diverged": result.diverged,
+        "restored_epoch": result.restored_epoch,
         "initial_weights": initial,
         "curve": _curve(result),
         "gains_history": result.gains_history,

@@ -50,6 +50,7 @@ __all__ = [
 
 ADVERSARIAL_METHODS = ("none", "fgsm_rs", "pgd")
 MODULATION_APPLY = ("update", "gradient")
+FEEDBACK_LOSSES = ("adversarial", "clean")
 MODULATION_OFF = "off"
 DISTRIBUTED_BACKENDS = ("auto", "gloo", "nccl")
 
@@ -144,11 +145,17 @@ class ModulationConfig:
             "constant"). Default "off".
         apply: "update" or "gradient", passed to the modulator. Default "update".
         options: policy options such as ``beta``, ``min_gain``, ``max_gain``. Default none.
+        feedback_loss: under adversarial training, the loss whose gradient the
+            feedback cos(g(t), u(t-1)) is measured on: "adversarial" (the loss the
+            step descends, at no extra cost) or "clean" (the loss of the unperturbed
+            batch, one more forward and backward pass per step). Without adversarial
+            training both are the same loss. Default "adversarial".
     """
 
     policy: str = MODULATION_OFF
     apply: str = field(default="update", metadata=_meta(choices=MODULATION_APPLY))
     options: dict[str, Any] = field(default_factory=dict)
+    feedback_loss: str = field(default="adversarial", metadata=_meta(choices=FEEDBACK_LOSSES))
 
 
 @dataclass
@@ -164,6 +171,9 @@ class AdversarialConfig:
             (1.25 * eps for fgsm_rs, 2.5 * eps / steps for pgd). Default None.
         monitor_images: validation images on which PGD accuracy is measured at each
             epoch end to detect catastrophic overfitting; 0 turns the check off. Default 256.
+        restore_best: after catastrophic overfitting, end the run with the weights of
+            the epoch whose PGD accuracy on those images was best (also written to
+            ``best.pt`` in ``run.out`` whenever a new best is measured). Default true.
     """
 
     method: str = field(default="none", metadata=_meta(choices=ADVERSARIAL_METHODS))
@@ -171,6 +181,7 @@ class AdversarialConfig:
     steps: int | None = field(default=None, metadata=_meta(min=1))
     step_size: float | None = field(default=None, metadata=_meta(gt=0.0))
     monitor_images: int = field(default=256, metadata=_meta(min=0))
+    restore_best: bool = True
 
 
 @dataclass

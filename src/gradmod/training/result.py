@@ -32,6 +32,9 @@ class TrainResult:
         diverged: training stopped at a non-finite loss.
         stopped_early: training ended before the configured length
             (``max_steps`` or ``time_budget`` of ``fit``, or ``run.stop_at_target``).
+        restored_epoch: after catastrophic overfitting, the epoch whose weights the
+            run ended with (``adversarial.restore_best``); None when it ended with
+            the last step's weights.
     """
 
     config: dict[str, Any]
@@ -50,6 +53,7 @@ class TrainResult:
     events: list[dict[str, Any]] = field(default_factory=list)
     diverged: bool = False
     stopped_early: bool = False
+    restored_epoch: int | None = None
 
     def losses(self) -> list[float]:
         """Return the training loss of every logged step, in step order."""

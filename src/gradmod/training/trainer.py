@@ -58,6 +58,7 @@ from gradmod.distributed import (
 )
 from gradmod.training import _components as components
 from gradmod.training._fields import ConfigError
+from gradmod.training.adversarial import BestRobustWeights, clean_feedback_gradients
 from gradmod.training.checkpoint import (
     CHECKPOINT_FORMAT,
     CHECKPOINT_NAME,
@@ -138,6 +139,9 @@ class Trainer:
             min_lr_ratio=self.config.schedule.min_lr_ratio,
         )
         self.overfitting_monitor = components.build_overfitting_monitor(self.config, self.dataset)
+        self.best_robust = BestRobustWeights()
+        self.restored_epoch: int | None = None
+        self._clean_feedback = self._wants_clean_feedback()
 
         self.metrics = MetricLogger()
         self.gains_history: list[dict[str, Any]] = []
@@ -157,6 +161,18 @@ class Trainer:
         self.controllers: list[Any] = components.build_pipeline_controllers(self.config, self)
 
     # ------------------------------------------------------------ construction
+    def _wants_clean_feedback(self) -> bool:
+        """Whether each step measures the modulator's feedback on the clean loss (an extra pass)."""
+        wanted = self.config.modulation.feedback_loss == "clean"
+        if not (wanted and self.adversarial is not None and self.modulator is not None):
+            return False
+        if self.place.is_distributed:
+            raise ConfigError(
+                "modulation.feedback_loss = 'clean' is not supported under torchrun yet; "
+                "use 'adversarial' or train in one process"
+            )
+        return True
+
     def _join_process_group(self) -> Any:
         options = self.config.distributed
         try:
@@ -328,6 +344,8 @@ class Trainer:
         images, labels = self._next_batch()
         images = images.to(self.device, non_blocking=True)
         labels = labels.to(self.device, non_blocking=True)
+        if self._clean_feedback:
+            self.modulator.set_feedback_gradients(clean_feedback_gradients(self.model, self.modulator, images, labels))
         if self.adversarial is not None:
             images = self.adversarial.perturb(self.model, images, labels)
         model = self.model if self._data_parallel is None else self._data_parallel.wrapper()
@@ -456,9 +474,9 @@ class Trainer:
     def _check_overfitting(self, record: dict[str, Any]) -> None:
         result = self.overfitting_monitor.check(self.model, self.epoch)
         record["pgd_accuracy"] = result.accuracy
+        folder = Path(self.config.run.out) if self.config.run.out is not None and self.place.is_main else None
+        self.best_robust.offer(self.model, self.epoch, self.step, result.accuracy, folder, self.config.to_dict())
         if result.collapsed:
-            # NOTE: a collapse is only logged; the weights of the best epoch are not kept yet,
-            # so the final checkpoint contains the collapsed model.
             self.log_event(
                 "catastrophic_overfitting",
                 self.step,
@@ -479,8 +497,21 @@ class Trainer:
             "train_seconds": self.train_seconds,
         }
 
+    def _restore_best_robust(self) -> None:
+        """After catastrophic overfitting, go back to the most robust epoch's weights (once)."""
+        collapsed = any(event["kind"] == "catastrophic_overfitting" for event in self.metrics.events)
+        keep = self.best_robust
+        if not (collapsed and self.config.adversarial.restore_best) or keep.weights is None or keep.step == self.step:
+            return
+        keep.restore(self.model)
+        self.restored_epoch = keep.epoch
+        self.last_validation = None  # the restored weights are evaluated afresh
+        self.log_event("restored_best_robust", self.step, epoch=keep.epoch, from_step=keep.step, pgd_accuracy=keep.pgd_accuracy)
+
     def _finish(self, stopped_early: bool) -> TrainResult:
         """Evaluate what the last step has not, measure the test accuracy once and build the result."""
+        if self.step == self.total_steps:  # a run stopped sooner may go on: keep its weights
+            self._restore_best_robust()
         if self.last_validation is None or self.last_validation["step"] != self.step:
             evaluation = self._evaluate(self.dataset.val)
             self.last_validation = self._evaluation_record("eval", "val", evaluation)
@@ -504,6 +535,7 @@ class Trainer:
             events=list(self.metrics.events),
             diverged=self.diverged,
             stopped_early=stopped_early,
+            restored_epoch=self.restored_epoch,
         )
         if self.config.run.out is not None and self.place.is_main:
             result.save(Path(self.config.run.out) / "result.json")
@@ -578,6 +610,7 @@ class Trainer:
             "modulator": None if self.modulator is None else self.modulator.state_dict(),
             "controllers": [{"type": type(c).__name__, "state": c.state_dict()} for c in self._stateful_controllers()],
             "overfitting_monitor": None if self.overfitting_monitor is None else self.overfitting_monitor.state_dict(),
+            "best_robust": self.best_robust.state_dict(),
             "rng": capture_rng_state(),
             "history": self.metrics.history,
             "events": self.metrics.events,
@@ -600,6 +633,8 @@ class Trainer:
         self._load_controllers(state.get("controllers", []))
         if self.overfitting_monitor is not None and state.get("overfitting_monitor") is not None:
             self.overfitting_monitor.load_state_dict(state["overfitting_monitor"])
+        if state.get("best_robust") is not None:
+            self.best_robust.load_state_dict(state["best_robust"])
 
         self.step = int(state["step"])
         self.epoch = int(state["epoch"])
