@@ -74,7 +74,7 @@ def _run_config(
         {
             "seed": seed,
             "epochs": setting.epochs,
-            "target_accuracy": setting.target_accuracy,
+            "target_accuracy": setting.target_for(training),
             "model": {"name": setting.name},
             "data": {"val_size": preset.val_size, "train_subset": setting.train_subset},
             "run": {"eval_every": setting.eval_every, "quiet": True},

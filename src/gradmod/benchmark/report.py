@@ -113,9 +113,17 @@ def render_report(results: dict[str, Any], plots: list[str]) -> str:
         lines.append("- Every arm of a workload and seed started from identical initial weights (hash checked).")
     for run in failed:
         lines.append(f"- FAILED: {run['workload']}/{run['arm']}/seed {run['seed']}: {run.get('error')}")
-    targets = sorted({(run["workload"], run.get("target_accuracy")) for run in results["runs"] if run.get("status") == "ok"})
-    for workload, target in targets:
-        lines.append(f"- {workload}: target validation accuracy {_percent(target)}, fixed in the preset.")
+    for run in results["runs"]:
+        if run.get("restored_epoch") is not None:
+            lines.append(
+                f"- CATASTROPHIC OVERFITTING: {run['workload']}/{run['arm']}/seed {run['seed']} ({run['training']}); "
+                f"its numbers are those of epoch {run['restored_epoch']}, the most robust on the monitor batch."
+            )
+    targets = sorted(
+        {(run["workload"], run["training"], run.get("target_accuracy")) for run in results["runs"] if run.get("status") == "ok"}
+    )
+    for workload, training, target in targets:
+        lines.append(f"- {workload}, {training} training: target validation accuracy {_percent(target)}, fixed in the preset.")
     if plots:
         lines += ["", "## Plots", ""]
         lines += [f"![{Path(plot).stem}]({Path(plot).name})" for plot in plots]
