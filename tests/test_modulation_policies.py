@@ -69,6 +69,10 @@ def test_build_policy_bad_option():
         (lambda: Hypergradient(beta=-1), "beta must be >= 0, got -1"),
         (lambda: Hypergradient(min_gain=2.0), "min_gain <= 1 <= max_gain"),
         (lambda: Hypergradient(decay=1.0), r"decay must be in \[0, 1\)"),
+        (lambda: Hypergradient(feedback="centered"), "feedback must be one of 'raw', 'centred', 'ema', 'relative', got 'centered'"),
+        (lambda: Hypergradient(smoothing=1.0), r"smoothing must be in \[0, 1\)"),
+        (lambda: Hypergradient(normalise="mean"), "normalise must be one of 'free', 'geomean', 'ratio'"),
+        (lambda: Hypergradient(max_ratio=1.0), "max_ratio must be > 1"),
         (lambda: TrustRatio(normalize="yes"), "normalize must be True or False"),
         (lambda: Clip(clipping=0), "clipping must be > 0, got 0"),
         (lambda: Constant(float("nan")), "gains must be a finite number"),
@@ -94,7 +98,14 @@ def quadratic_problem():
     return model, inputs, targets
 
 
-@pytest.mark.parametrize("name", sorted(POLICIES))
+# Every registered policy with its defaults, plus hypergradient options that keep state.
+POLICY_SPECS = {name: {} for name in POLICIES} | {
+    "hypergradient-relative-ratio": {"feedback": "relative", "normalise": "ratio"},
+    "hypergradient-ema-geomean": {"feedback": "ema", "normalise": "geomean"},
+}
+
+
+@pytest.mark.parametrize("name", sorted(POLICY_SPECS))
 @pytest.mark.parametrize("apply", ["update", "gradient"])
 def test_every_policy_lowers_loss_and_resumes(name, apply):
     # Registry-wide: loss falls on a small regression, and a state_dict round trip
@@ -102,7 +113,8 @@ def test_every_policy_lowers_loss_and_resumes(name, apply):
     def run(steps, resume_from=None):
         model, inputs, targets = quadratic_problem()
         optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-        mod = LayerwiseGradientModulator(model, policy=name, apply=apply).attach(optimizer)
+        policy = build_policy(name.split("-")[0], **POLICY_SPECS[name])
+        mod = LayerwiseGradientModulator(model, policy=policy, apply=apply).attach(optimizer)
         if resume_from is not None:
             model.load_state_dict(resume_from[0])
             optimizer.load_state_dict(resume_from[1])

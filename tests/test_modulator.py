@@ -93,30 +93,54 @@ def test_gradient_mode_constant_gain_scales_sgd_step():
         torch.testing.assert_close(actual, expected, rtol=FLOAT32_RTOL, atol=1e-6)
 
 
-@pytest.mark.parametrize("name", ["sgd_momentum", "adamw"])
-def test_hypergradient_matches_reference(name):
-    policy = Hypergradient(beta=0.05, min_gain=0.5, max_gain=2.0, decay=0.01)
+# Options of the hypergradient policy, each run against the per-layer reference.
+HYPERGRADIENT_OPTIONS = {
+    "default": {},
+    "centred": {"feedback": "centred"},
+    "ema": {"feedback": "ema", "smoothing": 0.8},
+    "relative": {"feedback": "relative", "smoothing": 0.8},
+    "geomean": {"normalise": "geomean"},
+    "ratio": {"normalise": "ratio", "max_ratio": 1.05},  # tight enough to bind
+    "centred_geomean": {"feedback": "centred", "normalise": "geomean"},
+}
+
+
+@pytest.mark.parametrize(
+    "name, option",
+    [("sgd_momentum", "default"), ("adamw", "default"), *(("sgd_momentum", o) for o in list(HYPERGRADIENT_OPTIONS)[1:])],
+)
+def test_hypergradient_matches_reference(name, option):
+    settings = {"beta": 0.05, "min_gain": 0.5, "max_gain": 2.0, "decay": 0.01, **HYPERGRADIENT_OPTIONS[option]}
+    policy = Hypergradient(**settings)
     batches = make_batches(25, torch.float64)
     reference_model = make_model(torch.float64)
     reference_optimizer = OPTIMIZERS[name](reference_model.parameters(), 0.05)
     layers = [[m.weight, m.bias] for m in reference_model if isinstance(m, nn.Linear)]
-    reference = ReferenceHypergradient(layers, reference_optimizer, beta=0.05, min_gain=0.5, max_gain=2.0, decay=0.01)
+    reference = ReferenceHypergradient(layers, reference_optimizer, **settings)
     model = make_model(torch.float64)
     optimizer = OPTIMIZERS[name](model.parameters(), 0.05)
     mod = LayerwiseGradientModulator(model, policy=policy).attach(optimizer)
 
-    moved = False
+    moved = spread = False
+    widest = 1.0  # largest gain over the smallest
     for inputs, labels in batches:
         reference_optimizer.zero_grad()
         nn.functional.cross_entropy(reference_model(inputs), labels).backward()
         reference.step()
         train_step(model, optimizer, inputs, labels)
 
-        assert list(mod.gains().values()) == pytest.approx(reference.gains(), abs=GAIN_TOLERANCE)
-        moved = moved or any(abs(g - 1.0) > 0.05 for g in reference.gains())
+        gains = reference.gains()
+        assert list(mod.gains().values()) == pytest.approx(gains, abs=GAIN_TOLERANCE)
+        moved = moved or any(abs(g - 1.0) > 0.05 for g in gains)
+        spread = spread or max(gains) / min(gains) > 1.01
+        widest = max(widest, max(gains) / min(gains))
     for expected, actual in zip(reference_model.parameters(), model.parameters()):
         torch.testing.assert_close(actual, expected, rtol=1e-9, atol=1e-10)
-    assert moved, "the gains never moved, so the comparison checked nothing"
+    assert moved or spread, "the gains never moved, so the comparison checked nothing"
+    if settings.get("normalise") == "geomean":
+        assert math.prod(gains) == pytest.approx(1.0, abs=1e-9)
+    if settings.get("normalise") == "ratio":
+        assert widest == pytest.approx(1.05, rel=1e-9)  # reached, never exceeded
 
 
 def quadratic_gain(lr_fraction, steps=40):
