@@ -6,6 +6,10 @@ data order, schedule and evaluation. An arm that changes the optimizer leaves
 learning rate and weight decay unset, so the recipe's defaults for that
 optimizer apply (``gradmod.training.recipes``); no arm gets a tuned learning
 rate that the others do not (``--lr-scale`` applies the same multiples to all).
+
+LGM variants are arms too: ``lgm:KEY=VALUE:KEY=VALUE`` is the ``lgm`` arm with
+hypergradient policy options (``lgm:feedback=centred:normalise=geomean``) or,
+for a KEY with a dot, any config key (``lgm:schedule.min_lr_ratio=1``).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Arm", "ARMS", "DEFAULT_ARMS", "resolve_arms"]
+__all__ = ["Arm", "ARMS", "DEFAULT_ARMS", "resolve_arms", "lgm_variant"]
 
 # Reset when an arm changes the optimizer, so that the recipe picks values for it.
 _OPTIMIZER_DEFAULTS = {"optimizer.lr": None, "optimizer.weight_decay": None, "optimizer.nesterov": None}
@@ -71,10 +75,59 @@ ARMS: dict[str, Arm] = {
 DEFAULT_ARMS = ("baseline", "lgm")
 
 
+def _value(text: str) -> Any:
+    """Read an option value: true/false, a number, or else the text itself."""
+    if text in ("true", "false"):
+        return text == "true"
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return int(number) if number.is_integer() and "." not in text and "e" not in text.lower() else number
+
+
+def lgm_variant(name: str) -> Arm:
+    """Return the arm ``lgm:KEY=VALUE:...``: lgm with policy options or dotted config keys changed.
+
+    Raises ValueError for a malformed name or an option the policy rejects, before any run.
+    """
+    from gradmod.modulation import build_policy
+
+    options: dict[str, Any] = {}
+    changes: dict[str, Any] = dict(ARMS["lgm"].changes)
+    for part in name.split(":")[1:]:
+        key, equals, text = part.partition("=")
+        if not (key and equals and text):
+            raise ValueError(f"arm {name!r}: {part!r} is not KEY=VALUE (example: lgm:feedback=centred:beta=0.05)")
+        if "." in key:
+            changes[key] = _value(text)
+        else:
+            options[key] = _value(text)
+    if not options and len(changes) == len(ARMS["lgm"].changes):
+        raise ValueError(f"arm {name!r} changes nothing; name options after 'lgm:', as in lgm:feedback=centred")
+    try:
+        build_policy("hypergradient", **options)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"arm {name!r}: {error}") from None
+    settings = {**options, **{key: value for key, value in changes.items() if key != "modulation.policy"}}
+    if options:
+        changes["modulation.options"] = options
+    described = ", ".join(f"{key}={value}" for key, value in settings.items())
+    return Arm(name, f"lgm with {described}", changes)
+
+
 def resolve_arms(names: Iterable[str]) -> list[Arm]:
-    """Return the arms by name, baseline first; unknown names raise ValueError with the nearest."""
+    """Return the arms by name, baseline first; unknown names raise ValueError with the nearest.
+
+    Names of the form ``lgm:KEY=VALUE:...`` give LGM variants (see ``lgm_variant``).
+    """
     arms = []
     for name in names:
+        if name.startswith("lgm:"):
+            arm = lgm_variant(name)
+            if arm not in arms:
+                arms.append(arm)
+            continue
         if name not in ARMS:
             near = difflib.get_close_matches(name, ARMS, n=1)
             hint = f"; did you mean {near[0]!r}?" if near else ""
