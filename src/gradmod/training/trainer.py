@@ -3,6 +3,7 @@
 Each optimizer step is::
 
     images, labels = next batch            (BatchLoader: order and augmentation from (seed, epoch))
+    clean-loss gradients -> modulator       (modulation.feedback_loss = "clean" only)
     images = attack(images)                 (adversarial training only)
     loss = cross_entropy(model(images), labels)
     zero_grad; loss.backward()
@@ -14,6 +15,9 @@ and at each step boundary, in this order: training record, controllers'
 and at the last step), periodic checkpoint, then the stop checks (signal, time
 budget, target). A checkpoint is therefore always taken at a state the
 uninterrupted run also passes through, which is what makes resuming exact.
+With adversarial training, an epoch end also measures PGD accuracy on the
+monitor batch; a run that overfitted catastrophically ends, after its last
+step, with the weights of its most robust epoch (``adversarial.restore_best``).
 
 ``train_seconds`` counts training only: the clock stops during evaluation and
 checkpoint writing, because the comparison harness measures time to target
@@ -501,7 +505,9 @@ class Trainer:
         """After catastrophic overfitting, go back to the most robust epoch's weights (once)."""
         collapsed = any(event["kind"] == "catastrophic_overfitting" for event in self.metrics.events)
         keep = self.best_robust
-        if not (collapsed and self.config.adversarial.restore_best) or keep.weights is None or keep.step == self.step:
+        if not (collapsed and self.config.adversarial.restore_best) or self.restored_epoch is not None:
+            return
+        if keep.weights is None or keep.step == self.step:
             return
         keep.restore(self.model)
         self.restored_epoch = keep.epoch
