@@ -24,11 +24,26 @@ def test_lgm_variant_sets_policy_options_and_config_keys():
         ("lgm:feedbak=raw", "unexpected keyword argument 'feedbak'"),
         ("lgm:normalise=mean", "normalise must be one of"),
         ("lgm:beta=-1", "beta must be >= 0"),
+        ("lgm", None),
+        ("baseline:beta=0.1", "'baseline' has no gain policy"),
+        ("lgn:beta=0.1", "unknown arm 'lgn'; did you mean 'lgm'"),
     ],
 )
 def test_lgm_variant_rejected_before_any_run(name, message):
+    if message is None:  # a plain arm name stays valid
+        assert resolve_arms([name])[1].name == name
+        return
     with pytest.raises(ValueError, match=message):
         resolve_arms([name])
+
+
+def test_variants_of_other_arms():
+    baseline, constant = resolve_arms(["baseline:schedule.min_lr_ratio=1"])
+    assert constant.changes == {"schedule.min_lr_ratio": 1}
+    assert constant.summary == "baseline with schedule.min_lr_ratio=1"
+    agc = resolve_arms(["agc:clipping=0.01"])[1]
+    assert agc.changes["modulation.options"] == {"clipping": 0.01}
+    assert agc.changes["modulation.apply"] == "gradient"
 
 
 def test_matrix_applies_variant_and_per_training_targets():

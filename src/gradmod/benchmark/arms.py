@@ -7,9 +7,9 @@ learning rate and weight decay unset, so the recipe's defaults for that
 optimizer apply (``gradmod.training.recipes``); no arm gets a tuned learning
 rate that the others do not (``--lr-scale`` applies the same multiples to all).
 
-LGM variants are arms too: ``lgm:KEY=VALUE:KEY=VALUE`` is the ``lgm`` arm with
-hypergradient policy options (``lgm:feedback=centred:normalise=geomean``) or,
-for a KEY with a dot, any config key (``lgm:schedule.min_lr_ratio=1``).
+Variants are arms too: ``ARM:KEY=VALUE:KEY=VALUE`` is ARM with options of its
+gain policy changed (``lgm:feedback=centred:normalise=geomean``) or, for a KEY
+with a dot, any config key (``baseline:schedule.min_lr_ratio=1``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Arm", "ARMS", "DEFAULT_ARMS", "resolve_arms", "lgm_variant"]
+__all__ = ["Arm", "ARMS", "DEFAULT_ARMS", "resolve_arms", "arm_variant"]
 
 # Reset when an arm changes the optimizer, so that the recipe picks values for it.
 _OPTIMIZER_DEFAULTS = {"optimizer.lr": None, "optimizer.weight_decay": None, "optimizer.nesterov": None}
@@ -86,54 +86,66 @@ def _value(text: str) -> Any:
     return int(number) if number.is_integer() and "." not in text and "e" not in text.lower() else number
 
 
-def lgm_variant(name: str) -> Arm:
-    """Return the arm ``lgm:KEY=VALUE:...``: lgm with policy options or dotted config keys changed.
+def arm_variant(name: str) -> Arm:
+    """Return the arm ``ARM:KEY=VALUE:...``: ARM with policy options or dotted config keys changed.
 
-    Raises ValueError for a malformed name or an option the policy rejects, before any run.
+    A KEY without a dot is an option of the arm's gain policy (lgm, agc); one with
+    a dot is any config key. Raises ValueError for a malformed name, an unknown
+    arm or an option the policy rejects, before any run.
     """
     from gradmod.modulation import build_policy
 
+    base_name, *parts = name.split(":")
+    base = _known(base_name)
+    changes: dict[str, Any] = dict(base.changes)
     options: dict[str, Any] = {}
-    changes: dict[str, Any] = dict(ARMS["lgm"].changes)
-    for part in name.split(":")[1:]:
+    settings: dict[str, Any] = {}
+    for part in parts:
         key, equals, text = part.partition("=")
         if not (key and equals and text):
             raise ValueError(f"arm {name!r}: {part!r} is not KEY=VALUE (example: lgm:feedback=centred:beta=0.05)")
+        settings[key] = _value(text)
         if "." in key:
-            changes[key] = _value(text)
+            changes[key] = settings[key]
         else:
-            options[key] = _value(text)
-    if not options and len(changes) == len(ARMS["lgm"].changes):
-        raise ValueError(f"arm {name!r} changes nothing; name options after 'lgm:', as in lgm:feedback=centred")
-    try:
-        build_policy("hypergradient", **options)
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"arm {name!r}: {error}") from None
-    settings = {**options, **{key: value for key, value in changes.items() if key != "modulation.policy"}}
+            options[key] = settings[key]
+    if not settings:
+        raise ValueError(f"arm {name!r} changes nothing; name KEY=VALUE settings after ':', as in lgm:feedback=centred")
     if options:
+        policy = changes.get("modulation.policy")
+        if policy is None:
+            raise ValueError(
+                f"arm {name!r}: {', '.join(options)} would be gain-policy options, but {base_name!r} has no gain "
+                "policy; use dotted config keys (such as optimizer.lr=0.1) or an arm with one (lgm, agc)"
+            )
+        options = {**changes.get("modulation.options", {}), **options}
+        try:
+            build_policy(policy, **options)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"arm {name!r}: {error}") from None
         changes["modulation.options"] = options
     described = ", ".join(f"{key}={value}" for key, value in settings.items())
-    return Arm(name, f"lgm with {described}", changes)
+    return Arm(name, f"{base_name} with {described}", changes, base.requires, base.extra)
+
+
+def _known(name: str) -> Arm:
+    if name not in ARMS:
+        near = difflib.get_close_matches(name, ARMS, n=1)
+        hint = f"; did you mean {near[0]!r}?" if near else ""
+        raise ValueError(f"unknown arm {name!r}{hint} (choose from {', '.join(ARMS)})")
+    return ARMS[name]
 
 
 def resolve_arms(names: Iterable[str]) -> list[Arm]:
     """Return the arms by name, baseline first; unknown names raise ValueError with the nearest.
 
-    Names of the form ``lgm:KEY=VALUE:...`` give LGM variants (see ``lgm_variant``).
+    Names of the form ``ARM:KEY=VALUE:...`` give variants (see ``arm_variant``).
     """
     arms = []
     for name in names:
-        if name.startswith("lgm:"):
-            arm = lgm_variant(name)
-            if arm not in arms:
-                arms.append(arm)
-            continue
-        if name not in ARMS:
-            near = difflib.get_close_matches(name, ARMS, n=1)
-            hint = f"; did you mean {near[0]!r}?" if near else ""
-            raise ValueError(f"unknown arm {name!r}{hint} (choose from {', '.join(ARMS)})")
-        if ARMS[name] not in arms:
-            arms.append(ARMS[name])
+        arm = arm_variant(name) if ":" in name else _known(name)
+        if arm not in arms:
+            arms.append(arm)
     if ARMS["baseline"] not in arms:
         arms.insert(0, ARMS["baseline"])  # every comparison is against the baseline
     arms.sort(key=lambda arm: arm.name != "baseline")
