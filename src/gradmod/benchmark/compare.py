@@ -42,8 +42,10 @@ def _versions() -> dict[str, str | None]:
     return versions
 
 
-def _machine() -> str:
-    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}"
+def _machine(threads: int | None) -> str:
+    """Describe the machine; ``threads`` is the per-run thread setting, if one was given."""
+    threads = threads if threads is not None else torch.get_num_threads()
+    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, torch threads {threads}"
 
 
 def _check_names(kind: str, names: Sequence[str], valid: Sequence[str]) -> None:
@@ -119,7 +121,7 @@ def compare(
         "preset": chosen.name,
         "command": command or "gradmod.benchmark.compare(...)",
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": _machine(),
+        "machine": _machine(threads),
         "versions": _versions(),
         "settings": settings,
     }
