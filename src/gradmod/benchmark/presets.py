@@ -6,8 +6,9 @@ chosen after seeing the results. The targets come from one pilot run of the
 baseline on seed 100, outside the presets' seeds: the validation accuracy it
 had reached at 75% of its training (step 234 of 312), rounded down to a whole
 percent. Standard training: cnn 0.8874, vit 0.7696. ``fgsm_rs`` training at
-eps 0.1, which lowers clean accuracy: cnn 0.8236, vit 0.5810. NOTE: resnet,
-run only on request, has had no pilot; its target of 0.85 is an estimate.
+eps 0.1, which lowers clean accuracy: cnn 0.8236, vit 0.5810. Standard
+training of resnet, run only on request: 0.8400. NOTE: resnet's ``fgsm_rs``
+target has had no pilot and falls back to the standard one.
 
 The full preset trains every arm at the quick preset's size (20,000 images,
 2 epochs) so that its 72 runs fit in about an hour and a half on 2 CPU cores;
@@ -80,13 +81,13 @@ class Preset:
 _QUICK_WORKLOADS = {
     "cnn": WorkloadSetting("cnn", target_accuracy=0.88, epochs=2, train_subset=20000, eval_every=39),
     "vit": WorkloadSetting("vit", target_accuracy=0.76, epochs=2, train_subset=20000, eval_every=39),
-    "resnet": WorkloadSetting("resnet", target_accuracy=0.85, epochs=2, train_subset=20000, eval_every=39),
+    "resnet": WorkloadSetting("resnet", target_accuracy=0.84, epochs=2, train_subset=20000, eval_every=39),
 }
 
 _FULL_WORKLOADS = {
     "cnn": WorkloadSetting("cnn", target_accuracy=0.88, epochs=2, train_subset=20000, eval_every=39, adversarial_target_accuracy=0.82),
     "vit": WorkloadSetting("vit", target_accuracy=0.76, epochs=2, train_subset=20000, eval_every=39, adversarial_target_accuracy=0.58),
-    "resnet": WorkloadSetting("resnet", target_accuracy=0.85, epochs=2, train_subset=20000, eval_every=39),
+    "resnet": WorkloadSetting("resnet", target_accuracy=0.84, epochs=2, train_subset=20000, eval_every=39),
 }
 
 PRESETS: dict[str, Preset] = {
