@@ -18,6 +18,7 @@ The protocol is fixed here, before any result is read:
 Usage:
     python benchmarks/lgm_study.py commands OUT      # the gradmod compare commands of the selection
     python benchmarks/lgm_study.py select OUT        # selection table and the choice
+    python benchmarks/lgm_study.py commands OUT --lgm ARM --scales cnn=S,vit=S   # ... of the confirmation
     python benchmarks/lgm_study.py confirm OUT --lgm ARM --scales cnn=S,vit=S
 """
 
@@ -90,7 +91,10 @@ def select(folder: Path) -> None:
         for workload in SELECT_WORKLOADS:
             runs = by_workload.get(workload, [])
             steps = [r["steps_to_target"] for r in runs if r["steps_to_target"] is not None]
-            accuracy = sum(r["final_val_accuracy"] for r in runs) / len(runs) if runs else math.nan
+            if not runs:
+                cells += ["-", "-", "-"]
+                continue
+            accuracy = sum(r["final_val_accuracy"] for r in runs) / len(runs)
             cells += [f"{100 * accuracy:.2f}%", f"{len(steps)}/{len(runs)}", f"{sum(steps) / len(steps):.0f}" if steps else "-"]
         print(f"| {arm} | {scale:g} | " + " | ".join(cells) + " |")
 
@@ -152,21 +156,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("stage", choices=("commands", "select", "confirm"))
     parser.add_argument("out", type=Path, help="the study's compare output folder")
-    parser.add_argument("--lgm", help="confirm: the chosen LGM arm")
-    parser.add_argument("--scales", default="", help="confirm: the baseline's chosen scales, e.g. cnn=0.7,vit=1.4")
+    parser.add_argument("--lgm", help="confirmation: the chosen LGM arm")
+    parser.add_argument("--scales", default="", help="confirmation: the baseline's chosen scales, e.g. cnn=0.7,vit=1.4")
     args = parser.parse_args()
-    if args.stage == "commands":
+    scales = {k: float(v) for k, v in (item.split("=") for item in args.scales.split(",") if item)}
+    if args.stage == "commands" and args.lgm:
+        seeds = ",".join(map(str, CONFIRM_SEEDS))
+        common = f"--preset quick --seeds {seeds} --threads 1 --quiet --out {args.out}"
+        print(f"gradmod compare --arms {args.lgm} --workloads {','.join(CONFIRM_WORKLOADS)} {common}")
+        for workload, scale in scales.items():
+            if scale != 1.0:
+                print(f"gradmod compare --arms baseline --lr-scale {scale:g} --workloads {workload} {common}")
+    elif args.stage == "commands":
         seeds = ",".join(map(str, SELECT_SEEDS))
         common = f"--preset quick --workloads {','.join(SELECT_WORKLOADS)} --seeds {seeds} --threads 1 --quiet --out {args.out}"
         print(f"gradmod compare --arms {','.join(VARIANTS)} {common}")
-        scales = ",".join(f"{s:g}" for s in BASELINE_SCALES if s != 1.0)
-        print(f"gradmod compare --arms baseline --lr-scale {scales} {common}")
+        extra = ",".join(f"{s:g}" for s in BASELINE_SCALES if s != 1.0)
+        print(f"gradmod compare --arms baseline --lr-scale {extra} {common}")
     elif args.stage == "select":
         select(args.out)
     else:
         if not args.lgm:
             parser.error("confirm needs --lgm, the chosen LGM arm")
-        scales = {k: float(v) for k, v in (item.split("=") for item in args.scales.split(",") if item)}
         confirm(args.out, args.lgm, scales)
 
 

@@ -21,7 +21,7 @@ def test_lgm_variant_sets_policy_options_and_config_keys():
     "name, message",
     [
         ("lgm:feedback", "'feedback' is not KEY=VALUE"),
-        ("lgm:feedbak=raw", "unexpected keyword argument 'feedbak'"),
+        ("lgm:feedbak=raw", "invalid option 'feedbak'.*did you mean 'feedback'"),
         ("lgm:normalise=mean", "normalise must be one of"),
         ("lgm:beta=-1", "beta must be >= 0"),
         ("lgm", None),

@@ -112,6 +112,18 @@ def test_compare_writes_results_report_and_plots(finished):
         assert (out / name).stat().st_size > 1000
 
 
+def test_variant_arm_gets_its_gains_plot(finished, tmp_path):
+    from gradmod.benchmark.plots import write_plots
+
+    records = json.loads((finished[1] / "results.json").read_text())["runs"]
+    for record in records:
+        if record["arm"] == "lgm":
+            record["arm"] = "lgm:feedback=centred"
+    names = {path.name for path in write_plots(records, tmp_path)}
+    assert "gains_cnn_feedback=centred.png" in names
+    assert "gains_cnn.png" not in names  # no plain lgm arm in these records
+
+
 def test_compare_again_reuses_finished_runs(finished, data_folder, monkeypatch):
     _, out = finished
     first = json.loads((out / "results.json").read_text())["runs"]

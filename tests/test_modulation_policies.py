@@ -59,8 +59,10 @@ def test_build_policy_unknown_name_suggests():
 
 
 def test_build_policy_bad_option():
-    with pytest.raises(ValueError, match="invalid options for policy 'clip'"):
+    with pytest.raises(ValueError, match=r"invalid option 'beta' for policy 'clip' \(its options: clipping, eps\)"):
         build_policy("clip", beta=0.1)
+    with pytest.raises(ValueError, match="invalid option 'feedbak' for policy 'hypergradient'; did you mean 'feedback'"):
+        build_policy("hypergradient", feedbak="raw")
 
 
 @pytest.mark.parametrize(

@@ -247,7 +247,7 @@ def test_train_subset_sets_epoch_length(dataset):
         ({"data.batch_size": 512}, "data.batch_size = 512 is larger than the 256 training images"),
         ({"model.options": {"widht": 4}}, "model: unknown override 'widht'"),
         ({"modulation.options": {"beta": 0.1}}, "modulation.options = .* but modulation.policy is 'off'"),
-        ({"modulation.policy": "hypergradient", "modulation.options": {"bogus": 1}}, "modulation: invalid options"),
+        ({"modulation.policy": "hypergradient", "modulation.options": {"bogus": 1}}, "modulation: invalid option 'bogus' for policy 'hypergradient'"),
         ({"optimizer.options": {"bogus": 1}}, "optimizer: invalid options"),
     ],
 )
@@ -286,3 +286,13 @@ def test_adversarial_training_records_pgd_accuracy(dataset):
     epoch_end = result.evaluations()[-1]
     assert 0.0 <= epoch_end["pgd_accuracy"] <= 1.0
     assert trainer.overfitting_monitor.history == [(1, epoch_end["pgd_accuracy"])]
+
+
+def test_warmup_longer_than_run_warned(dataset, caplog):
+    with caplog.at_level("WARNING", logger="gradmod.training.trainer"):
+        Trainer(tiny_config(epochs=1, **{"schedule.warmup_steps": 100}), dataset)
+    assert "schedule.warmup_steps = 100 covers all of this run's 8 steps" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="gradmod.training.trainer"):
+        Trainer(tiny_config(epochs=1), dataset)
+    assert "warmup_steps" not in caplog.text

@@ -108,3 +108,4 @@ def test_feedback_loss_choice_changes_only_the_gains(dataset):
     assert adversarial_calls == 0
     assert clean_calls == steps
     assert not torch.equal(adversarial_gains, clean_gains)
+

@@ -3,13 +3,15 @@
 - ``curves_<workload>.png``: validation accuracy against steps and against
   training seconds, one line per arm (mean over seeds, seed range shaded);
 - ``gains_<workload>.png``: heatmap of the per-layer gains of the ``lgm`` arm
-  over training (first seed);
+  over training (first seed), and ``gains_<workload>_<variant>.png`` for each
+  variant such as ``lgm:feedback=centred``;
 - ``robust_<workload>.png``: robust accuracy against epsilon per arm.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -64,7 +66,8 @@ def _plot_curves(plt, workload: str, arms: dict[str, list[dict]], folder: Path) 
             if aligned is None:
                 continue
             x, y = aligned
-            line = axis.plot(x.mean(axis=0), y.mean(axis=0), label=f"{arm} ({len(runs)} seeds)")[0]
+            seeds = f"{len(runs)} seed" + ("s" if len(runs) != 1 else "")
+            line = axis.plot(x.mean(axis=0), y.mean(axis=0), marker="o", markersize=3, label=f"{arm} ({seeds})")[0]
             axis.fill_between(x.mean(axis=0), y.min(axis=0), y.max(axis=0), color=line.get_color(), alpha=0.2)
             axis.set_xlabel(label)
     target = arms[next(iter(arms))][0].get("target_accuracy")
@@ -78,7 +81,7 @@ def _plot_curves(plt, workload: str, arms: dict[str, list[dict]], folder: Path) 
     return _save(plt, figure, folder / f"curves_{workload}.png")
 
 
-def _plot_gains(plt, workload: str, runs: list[dict], folder: Path) -> Path | None:
+def _plot_gains(plt, workload: str, arm: str, runs: list[dict], folder: Path) -> Path | None:
     run = min(runs, key=lambda r: r["seed"])
     history = run.get("gains_history") or []
     if not history:
@@ -98,8 +101,10 @@ def _plot_gains(plt, workload: str, runs: list[dict], folder: Path) -> Path | No
     axis.set_xlabel("optimizer step")
     colorbar = figure.colorbar(image, ax=axis)
     colorbar.set_label("log2 gain")
-    axis.set_title(f"{workload}: per-layer LGM gains, seed {run['seed']}")
-    return _save(plt, figure, folder / f"gains_{workload}.png")
+    axis.set_title(f"{workload}: per-layer gains of {arm}, seed {run['seed']}")
+    variant = arm.partition(":")[2]
+    suffix = "_" + re.sub(r"[^A-Za-z0-9.=-]+", "_", variant) if variant else ""
+    return _save(plt, figure, folder / f"gains_{workload}{suffix}.png")
 
 
 def _plot_robust(plt, workload: str, records: list[dict[str, Any]], folder: Path) -> Path | None:
@@ -137,8 +142,9 @@ def write_plots(records: list[dict[str, Any]], folder: Path) -> list[Path]:
     standard = _standard_runs(records)
     for workload, arms in sorted(standard.items()):
         paths.append(_plot_curves(plt, workload, arms, folder))
-        if "lgm" in arms:
-            paths.append(_plot_gains(plt, workload, arms["lgm"], folder))
+        for arm in sorted(arms):
+            if arm == "lgm" or arm.startswith("lgm:"):
+                paths.append(_plot_gains(plt, workload, arm, arms[arm], folder))
     for workload in sorted({r["workload"] for r in records if r.get("status") == "ok"}):
         paths.append(_plot_robust(plt, workload, records, folder))
     return [path for path in paths if path is not None]

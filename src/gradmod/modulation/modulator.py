@@ -268,7 +268,7 @@ class LayerwiseGradientModulator:
         if count & (count - 1) == 0:  # warn at 1, 2, 4, 8, ... skips
             logger.warning(
                 "skipped optimizer step %d: a gradient contains NaN or inf; weights, optimizer state "
-                "and gains are unchanged (%d steps skipped so far)",
+                "and gains are unchanged (skipped steps so far: %d)",
                 self.step_count + count,
                 count,
             )

@@ -142,6 +142,13 @@ class Trainer:
             total_steps=self.total_steps,
             min_lr_ratio=self.config.schedule.min_lr_ratio,
         )
+        if self.config.schedule.warmup_steps >= self.total_steps:
+            logger.warning(
+                "schedule.warmup_steps = %d covers all of this run's %d steps, so the learning rate never "
+                "reaches optimizer.lr; lower schedule.warmup_steps for short runs",
+                self.config.schedule.warmup_steps,
+                self.total_steps,
+            )
         self.overfitting_monitor = components.build_overfitting_monitor(self.config, self.dataset)
         self.best_robust = BestRobustWeights()
         self.restored_epoch: int | None = None
@@ -168,7 +175,13 @@ class Trainer:
     def _wants_clean_feedback(self) -> bool:
         """Whether each step measures the modulator's feedback on the clean loss (an extra pass)."""
         wanted = self.config.modulation.feedback_loss == "clean"
-        if not (wanted and self.adversarial is not None and self.modulator is not None):
+        if not wanted:
+            return False
+        if self.adversarial is None or self.modulator is None:
+            logger.info(
+                "modulation.feedback_loss = 'clean' changes nothing here: it needs adversarial training "
+                "and a modulation policy, and without them the training loss is the clean loss"
+            )
             return False
         if self.place.is_distributed:
             raise ConfigError(

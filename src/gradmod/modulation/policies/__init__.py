@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import inspect
 from typing import Any
 
 from gradmod.modulation.policies._base import GainPolicy
@@ -28,6 +29,18 @@ def build_policy(policy: str | GainPolicy = "hypergradient", **options: Any) -> 
         near = difflib.get_close_matches(str(policy), POLICIES, n=1)
         hint = f"; did you mean {near[0]!r}?" if near else ""
         raise ValueError(f"unknown policy {policy!r}, choose one of {sorted(POLICIES)}{hint}")
+    accepted = [
+        name
+        for name, parameter in inspect.signature(POLICIES[policy]).parameters.items()
+        if parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)
+    ]
+    for option in options:
+        if option not in accepted:
+            near = difflib.get_close_matches(option, accepted, n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else ""
+            raise ValueError(
+                f"invalid option {option!r} for policy {policy!r}{hint} (its options: {', '.join(accepted)})"
+            )
     try:
         return POLICIES[policy](**options)
     except TypeError as error:
