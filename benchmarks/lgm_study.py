@@ -131,9 +131,10 @@ def confirm(folder: Path, lgm: str, scales: dict[str, float]) -> None:
     print("| workload | LGM against | pairs | reached (baseline / lgm) | speed-up steps | speed-up seconds | test acc (pt) | " + "PGD (pt) |")
     print("|---|---|---|---|---|---|---|---|")
     for workload in CONFIRM_WORKLOADS:
-        for label, scale in (("baseline, tuned lr", scales.get(workload, 1.0)), ("baseline, recipe lr", 1.0)):
-            if label.endswith("tuned lr") and workload not in scales:
-                continue  # not tuned on this workload: the recipe's rate is its only baseline
+        opponents = [("baseline, recipe lr", 1.0)]
+        if scales.get(workload, 1.0) != 1.0:  # tuned to another rate than the recipe's
+            opponents.insert(0, ("baseline, tuned lr", scales[workload]))
+        for label, scale in opponents:
             pairs = _pairs(records, workload, ("baseline", scale), (lgm, 1.0), CONFIRM_SEEDS)
             if not pairs:
                 continue
