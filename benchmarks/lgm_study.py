@@ -6,8 +6,9 @@ The protocol is fixed here, before any result is read:
   split only. LGM gets five settings (VARIANTS), the baseline five learning
   rates (BASELINE_SCALES times the recipe's): the same tuning budget.
 - Choice: the LGM setting with the highest final validation accuracy, averaged
-  over seeds and both workloads (one default for every workload); within 0.1
-  point, more runs reaching the target wins, then fewer steps to it. The
+  over seeds and both workloads, because one default must serve every
+  workload. Within 0.1 point, more runs reaching the target wins, then fewer
+  steps to it. The
   baseline's learning rate is chosen per workload by the same accuracy, which
   makes it the stronger opponent.
 - Confirmation: the chosen LGM setting at the recipe's learning rate against

@@ -173,9 +173,8 @@ class Trainer:
 
     # ------------------------------------------------------------ construction
     def _wants_clean_feedback(self) -> bool:
-        """Whether each step measures the modulator's feedback on the clean loss (an extra pass)."""
-        wanted = self.config.modulation.feedback_loss == "clean"
-        if not wanted:
+        """Return whether each step measures the modulator's feedback on the clean loss (an extra pass)."""
+        if self.config.modulation.feedback_loss != "clean":
             return False
         if self.adversarial is None or self.modulator is None:
             logger.info(
