@@ -14,11 +14,12 @@ with a dot, any config key (``baseline:schedule.min_lr_ratio=1``).
 
 from __future__ import annotations
 
-import difflib
 import importlib.util
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+from gradmod.training._fields import nearest_hint
 
 __all__ = ["Arm", "ARMS", "DEFAULT_ARMS", "resolve_arms", "arm_variant"]
 
@@ -130,9 +131,7 @@ def arm_variant(name: str) -> Arm:
 
 def _known(name: str) -> Arm:
     if name not in ARMS:
-        near = difflib.get_close_matches(name, ARMS, n=1)
-        hint = f"; did you mean {near[0]!r}?" if near else ""
-        raise ValueError(f"unknown arm {name!r}{hint} (choose from {', '.join(ARMS)})")
+        raise ValueError(f"unknown arm {name!r}{nearest_hint(name, ARMS)} (choose from {', '.join(ARMS)})")
     return ARMS[name]
 
 

@@ -17,11 +17,11 @@ The full preset trains every arm at the quick preset's size (20,000 images,
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from gradmod.benchmark.arms import DEFAULT_ARMS
+from gradmod.training._fields import nearest_hint
 
 __all__ = ["WorkloadSetting", "Preset", "PRESETS", "get_preset"]
 
@@ -116,7 +116,5 @@ PRESETS: dict[str, Preset] = {
 def get_preset(name: str) -> Preset:
     """Return the preset ``name``; an unknown name raises ValueError with the nearest."""
     if name not in PRESETS:
-        near = difflib.get_close_matches(name, PRESETS, n=1)
-        hint = f"; did you mean {near[0]!r}?" if near else ""
-        raise ValueError(f"unknown preset {name!r}{hint} (choose from {', '.join(PRESETS)})")
+        raise ValueError(f"unknown preset {name!r}{nearest_hint(name, PRESETS)} (choose from {', '.join(PRESETS)})")
     return PRESETS[name]
