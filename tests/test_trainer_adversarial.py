@@ -27,7 +27,7 @@ def collapsing_trainer(dataset, folder, **changes):
     return trainer
 
 
-def test_collapse_ends_the_run_with_the_most_robust_weights(dataset, tmp_path):
+def test_collapse_restores_best_weights(dataset, tmp_path):
     trainer = collapsing_trainer(dataset, tmp_path)
     result = trainer.fit()
 
@@ -45,7 +45,7 @@ def test_collapse_ends_the_run_with_the_most_robust_weights(dataset, tmp_path):
     assert kinds.index("catastrophic_overfitting") < kinds.index("restored_best_robust")
 
 
-def test_restore_best_off_keeps_the_last_weights(dataset, tmp_path, data_folder):
+def test_restore_best_off_keeps_last(dataset, tmp_path, data_folder):
     trainer = collapsing_trainer(dataset, tmp_path, **{"adversarial.restore_best": False})
     result = trainer.fit()
     assert result.restored_epoch is None
@@ -58,7 +58,7 @@ def test_restore_best_off_keeps_the_last_weights(dataset, tmp_path, data_folder)
     assert (tmp_path / "robustness.json").exists()
 
 
-def test_resumed_run_restores_the_same_weights(dataset, tmp_path):
+def test_resumed_run_restores_same_weights(dataset, tmp_path):
     whole = collapsing_trainer(dataset, tmp_path / "whole")
     whole.fit()
 
@@ -75,7 +75,7 @@ def test_resumed_run_restores_the_same_weights(dataset, tmp_path):
         assert torch.equal(value, resumed.model.state_dict()[name])
 
 
-def test_clean_feedback_gradients_leave_grads_and_buffers_alone(dataset):
+def test_clean_gradients_leave_state_alone(dataset):
     trainer = Trainer(tiny_config(**ADVERSARIAL, **{"modulation.policy": "hypergradient"}), dataset)
     model, modulator = trainer.model, trainer.modulator
     images = dataset.train.images[:8].float() / 255
@@ -93,7 +93,7 @@ def test_clean_feedback_gradients_leave_grads_and_buffers_alone(dataset):
         torch.testing.assert_close(grad, param.grad)
 
 
-def test_feedback_loss_choice_changes_only_the_gains(dataset):
+def test_feedback_loss_changes_gains(dataset):
     def fit(feedback_loss):
         changes = {"modulation.policy": "hypergradient", "modulation.feedback_loss": feedback_loss}
         trainer = Trainer(tiny_config(epochs=1, **ADVERSARIAL, **changes), dataset)

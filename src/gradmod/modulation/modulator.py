@@ -282,8 +282,8 @@ class LayerwiseGradientModulator:
         """Measure the next step's feedback on ``grads`` instead of the parameters' ``.grad``.
 
         For example the gradient of the clean loss while the step descends an
-        adversarial loss. ``grads`` holds one tensor or None (counted as zero) per
-        parameter of :meth:`parameters`. Only the next optimizer step uses them;
+        adversarial loss. ``grads`` contains one tensor or None (counted as zero) per
+        parameter of :meth:`parameters`. Only the next optimizer step uses them, and
         its gains still scale that step's own gradient or update.
         """
         grads = list(grads)

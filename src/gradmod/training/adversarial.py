@@ -1,4 +1,4 @@
-"""What the Trainer adds around adversarial training.
+"""Trainer support for adversarial training.
 
 - ``clean_feedback_gradients``: the gradient of the clean loss, on which the
   modulator measures its feedback when ``modulation.feedback_loss = "clean"``.
@@ -32,7 +32,7 @@ def clean_feedback_gradients(
 ) -> list[torch.Tensor | None]:
     """Return the clean loss's gradient for each of ``modulator.parameters()``, None where frozen.
 
-    The forward pass runs in the model's current (training) mode; buffers such as
+    The forward pass runs in the model's current (training) mode. Buffers such as
     BatchNorm's running statistics are restored afterwards, so the extra pass
     changes nothing but the modulator's feedback. ``.grad`` is left untouched.
     """
@@ -53,10 +53,11 @@ def clean_feedback_gradients(
 class BestRobustWeights:
     """Keep the weights of the epoch with the best PGD accuracy seen so far.
 
-    ``offer`` is called after each monitor measurement; a new best is copied in
-    memory (so that a resumed run still has it) and, given a folder, written to
-    ``best.pt`` there with the run's config, so that ``gradmod attack
-    --checkpoint RUN/best.pt`` reads it. ``restore`` loads the kept weights.
+    The Trainer calls ``offer`` after each monitor measurement. A new best is
+    copied in memory, so that a resumed run still has it. Given a folder, it is
+    also written to ``best.pt`` there with the run's config, which lets
+    ``gradmod attack --checkpoint RUN/best.pt`` read it. ``restore`` loads the
+    kept weights.
     """
 
     def __init__(self) -> None:
