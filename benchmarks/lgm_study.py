@@ -48,10 +48,10 @@ CONFIRM_WORKLOADS = ("cnn", "vit", "resnet")
 TIE = 0.001  # final validation accuracies closer than 0.1 point count as equal
 
 
-def load_runs(folder: Path) -> list[dict]:
-    """Return every finished run record in ``folder/runs``."""
+def load_runs(folder: Path, training: str | None = "standard") -> list[dict]:
+    """Return every finished run record in ``folder/runs`` of this training (None: any)."""
     records = [json.loads(path.read_text()) for path in sorted((folder / "runs").glob("*.json"))]
-    return [record for record in records if record.get("status") == "ok" and record["training"] == "standard"]
+    return [r for r in records if r.get("status") == "ok" and training in (None, r["training"])]
 
 
 def _setting(record: dict) -> tuple[str, float]:
