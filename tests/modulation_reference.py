@@ -22,7 +22,7 @@ class ReferenceHypergradient:
 
     def __init__(
         self, layers, optimizer, beta=0.02, min_gain=0.1, max_gain=10.0, decay=0.0,
-        feedback="raw", smoothing=0.9, normalise="free", max_ratio=4.0,
+        feedback="centred", smoothing=0.9, normalise="free", max_ratio=4.0,
     ):
         self.layers = layers
         self.optimizer = optimizer

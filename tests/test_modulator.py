@@ -96,7 +96,7 @@ def test_gradient_mode_constant_gain_scales_sgd_step():
 # Options of the hypergradient policy, each run against the per-layer reference.
 HYPERGRADIENT_OPTIONS = {
     "default": {},
-    "centred": {"feedback": "centred"},
+    "raw": {"feedback": "raw"},
     "ema": {"feedback": "ema", "smoothing": 0.8},
     "relative": {"feedback": "relative", "smoothing": 0.8},
     "geomean": {"normalise": "geomean"},
@@ -143,18 +143,24 @@ def test_hypergradient_matches_reference(name, option):
         assert widest == pytest.approx(1.05, rel=1e-9)  # reached, never exceeded
 
 
-def quadratic_gain(lr_fraction, steps=40):
+def quadratic_gain(lr_fraction, steps=40, feedback="raw"):
     # f(w) = 0.5 * sum(c_i w_i^2) with curvatures 4 and 3; SGD diverges above lr = 2 / 4.
-    # A wide spread of curvatures makes the gain cycle instead of settling.
+    # A wide spread of curvatures makes the gain cycle instead of settling. With a single
+    # layer only raw feedback moves the gain, because centring removes all of it.
     curvature = torch.tensor([4.0, 3.0])
     weight = nn.Parameter(torch.ones(2))
     optimizer = torch.optim.SGD([weight], lr=lr_fraction * 2.0 / 4.0)
-    mod = LayerwiseGradientModulator([("w", weight)], policy=Hypergradient(beta=0.05)).attach(optimizer)
+    mod = LayerwiseGradientModulator([("w", weight)], policy=Hypergradient(beta=0.05, feedback=feedback)).attach(optimizer)
     for _ in range(steps):
         optimizer.zero_grad()
         (0.5 * curvature * weight * weight).sum().backward()
         optimizer.step()
     return mod.gains()["(root)"]
+
+
+def test_centred_single_layer_keeps_gain():
+    assert quadratic_gain(0.02, feedback="centred") == 1.0
+    assert quadratic_gain(0.95, feedback="centred") == 1.0
 
 
 def test_quadratic_gain_grows_when_lr_small():

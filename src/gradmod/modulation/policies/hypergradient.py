@@ -26,9 +26,10 @@ and Grosse, ICLR 2018). Two families of options address this.
 ``feedback`` chooses what drives the log-gain, with m_l an exponential moving
 average of h_l (coefficient ``smoothing``):
 
-- ``"raw"``: h_l itself.
-- ``"centred"``: h_l minus its mean over the layers with a gradient this step,
-  so only the redistribution of step size between layers is learnt.
+- ``"centred"`` (the default): h_l minus its mean over the layers with a
+  gradient this step, so only the redistribution of step size between layers
+  is learnt and the gains keep a geometric mean of 1.
+- ``"raw"``: h_l itself, so the gains can also rise or fall together.
 - ``"ema"``: m_l, which averages the noise over about 1 / (1 - smoothing) steps.
 - ``"relative"``: h_l - m_l(t-1), the feedback against its own running mean,
   which cancels a persistent bias of each layer's feedback.
@@ -88,7 +89,8 @@ class Hypergradient(GainPolicy):
         beta: log-gain change per step at feedback +-1 (dimensionless).
         min_gain, max_gain: bounds of the gain; 1 must lie between them.
         decay: fraction of the log-gain removed each step, pulling gains toward 1.
-        feedback: "raw" (default), "centred", "ema" or "relative".
+        feedback: "centred" (default), "raw", "ema" or "relative". The default is
+            the setting the LGM study chose (benchmarks/RESULTS.md).
         smoothing: coefficient of the feedback's moving average, in [0, 1);
             used by "ema" and "relative". Default 0.9.
         normalise: "free" (default), "geomean" or "ratio".
@@ -104,7 +106,7 @@ class Hypergradient(GainPolicy):
         min_gain: float = 0.1,
         max_gain: float = 10.0,
         decay: float = 0.0,
-        feedback: str = "raw",
+        feedback: str = "centred",
         smoothing: float = 0.9,
         normalise: str = "free",
         max_ratio: float = 4.0,
