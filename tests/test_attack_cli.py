@@ -1,6 +1,7 @@
 """``gradmod attack`` end to end: a tiny trained run on generated IDX files, attacked through the CLI."""
 
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -140,6 +141,16 @@ def test_attack_accepts_checkpoint_file(trained, data_folder, tmp_path):
     out = tmp_path / "file.json"
     assert attack(run / CHECKPOINT_NAME, data_folder, "--no-art", "--out", str(out), "--eps", "0.1") == 0
     assert [row["eps"] for row in json.loads(out.read_text())["per_eps"]] == [0.0, 0.1]
+
+
+def test_attack_warns_before_replacing_result(trained, data_folder, tmp_path, caplog):
+    run, _ = trained
+    out = tmp_path / "again.json"
+    out.write_text("{}")
+    with caplog.at_level(logging.WARNING, logger="gradmod"):
+        assert attack(run, data_folder, "--no-art", "--out", str(out), "--eps", "0.1") == 0
+    assert f"{out} exists and will be replaced" in caplog.text
+    assert json.loads(out.read_text())["num_images"] == ATTACK_IMAGES
 
 
 def test_failed_sanity_check_printed_and_exit_zero(trained, data_folder, tmp_path, capsys, monkeypatch):

@@ -2,6 +2,7 @@ import math
 
 import pytest
 
+from gradmod.benchmark.report import format_interval
 from gradmod.benchmark.stats import mean_interval, paired_difference, paired_ratio, t_critical_95
 
 
@@ -50,3 +51,10 @@ def test_paired_difference_and_length_check():
     assert paired_difference([0.5, 0.6], [0.55, 0.7]).mean == pytest.approx(0.075)
     with pytest.raises(ValueError, match="equal lengths, got 2 and 1"):
         paired_difference([0.5, 0.6], [0.5])
+
+
+def test_format_interval_marks_each_case():
+    assert format_interval(paired_ratio([100.0, 120.0], [50.0, 60.0]).to_dict(), suffix="x") == "2.00x [2.00, 2.00]"
+    assert format_interval(paired_difference([0.5, 0.6], [0.6, 0.5]).to_dict(), percent=True) == "+0.00 pt [-127.06, +127.06] ~"  # t(1) = 12.706, se 0.1
+    assert format_interval(paired_difference([0.5], [0.6]).to_dict(), percent=True) == "+10.00 pt (1 pair)"
+    assert format_interval(paired_ratio([None], [10.0]).to_dict()) == "n/a"

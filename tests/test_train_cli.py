@@ -90,6 +90,15 @@ def test_flags_override_config_file(data_folder, config_file, tmp_path):
     assert config["max_steps"] == 2
 
 
+def test_adversarial_flags_set_config(data_folder, config_file, tmp_path):
+    out = tmp_path / "run"
+    assert run_cli("--config", config_file, "--data", data_folder, "--max-steps", 2, "--adversarial", "fgsm_rs",
+                   "--adversarial-eps", 0.05, "--out", out, "--quiet") == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["adversarial"]["method"] == "fgsm_rs"
+    assert config["adversarial"]["eps"] == 0.05
+
+
 @pytest.mark.parametrize(
     "toml, flags, message",
     [

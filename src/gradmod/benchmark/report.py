@@ -9,7 +9,10 @@ __all__ = ["render_report", "format_interval"]
 
 
 def format_interval(interval: dict[str, Any], percent: bool = False, suffix: str = "") -> str:
-    """Format a mean with its 95% interval, marked "~" when the interval contains the neutral value."""
+    """Format a mean with its 95% interval, marked "~" when the interval contains the neutral value.
+
+    A single pair has no interval, so it is marked "(1 pair)" instead of "~".
+    """
     if interval["mean"] is None:
         return "n/a"
     scale, unit = (100.0, " pt") if percent else (1.0, suffix)
@@ -17,6 +20,8 @@ def format_interval(interval: dict[str, Any], percent: bool = False, suffix: str
     if interval["low"] is not None:
         low, high = interval["low"] * scale, interval["high"] * scale
         text += f" [{low:.2f}, {high:.2f}]" if not percent else f" [{low:+.2f}, {high:+.2f}]"
+    elif interval.get("n") == 1:
+        return text + " (1 pair)"
     if interval["within_noise"]:
         text += " ~"
     return text
@@ -94,7 +99,7 @@ def render_report(results: dict[str, Any], plots: list[str]) -> str:
         "target, paired by seed, as mean [95% interval] over the seeds where both runs reached it; "
         "'reached' counts the runs that got there at all. Accuracy differences are paired by seed, in "
         "percentage points; robust change is (arm - baseline) / baseline of PGD accuracy. "
-        "'~' marks an interval that contains no change (within noise). The test set is read only for "
+        "'~' marks an interval that contains no change (within noise); '(1 pair)' a value with no interval. The test set is read only for "
         "final numbers; robust accuracy uses a fixed subset of it. Training seconds are wall-clock time, "
         "so on a shared machine they also measure the load while each run trained; steps do not.",
         "",

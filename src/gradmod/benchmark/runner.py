@@ -122,6 +122,8 @@ def execute_run(spec: RunSpec, dataset: FashionMNIST, folder: Path, bar: tqdm | 
     robust = spec.robust
     images = dataset.test.images[: robust["images"]]
     labels = dataset.test.labels[: robust["images"]]
+    if bar is not None:  # the bar counts training steps, so it would look stalled here
+        bar.set_postfix_str(f"{spec.label}: PGD-{robust['steps']} on {len(labels)} test images")
     accuracy = robust_accuracy(
         trainer.model, images, labels, [0.0, *robust["eps"]], steps=robust["steps"], seed=spec.seed
     )

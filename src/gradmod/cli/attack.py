@@ -271,6 +271,8 @@ def run(args: argparse.Namespace) -> int:
     eps_values = parse_eps(args.eps, args.norm)
     checkpoint = _checkpoint_file(args.checkpoint)
     json_path, png_path = _output_paths(args, checkpoint)
+    if json_path.exists():
+        logger.warning("%s exists and will be replaced; pass --out FILE to keep it", json_path)
     try:
         torch.device(args.device)
     except RuntimeError as error:

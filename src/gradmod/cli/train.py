@@ -29,6 +29,8 @@ OVERRIDES: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("--model", "model.name", {"metavar": "NAME", "help": "model: cnn, resnet or vit (default: cnn)"}),
     ("--optimizer", "optimizer.name", {"metavar": "NAME", "help": "optimizer: sgd, adamw, muon, lamb or lars (default: the model's recipe)"}),
     ("--modulation", "modulation.policy", {"metavar": "POLICY", "help": "gain policy: off, hypergradient, trust_ratio, clip or constant (default: off)"}),
+    ("--adversarial", "adversarial.method", {"metavar": "METHOD", "help": "adversarial training: none, fgsm_rs (FGSM with a random start) or pgd (default: none)"}),
+    ("--adversarial-eps", "adversarial.eps", {"type": float, "metavar": "EPS", "help": "L-inf radius of adversarial training, in pixel units of [0, 1] (default: 0.1)"}),
     ("--epochs", "epochs", {"type": int, "metavar": "N", "help": "passes over the training split (default: the model's recipe)"}),
     ("--max-steps", "max_steps", {"type": int, "metavar": "STEPS", "help": "end the run after this many optimizer steps; the schedule ends there too"}),
     ("--lr", "optimizer.lr", {"type": float, "metavar": "LR", "help": "peak learning rate, reached after warmup (default: the model's recipe)"}),

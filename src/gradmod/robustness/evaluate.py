@@ -162,7 +162,7 @@ def _resolve_art(use_art: bool | None) -> tuple[bool, str]:
             "pip install 'gradmod[robustness]', or pass use_art=None to fall back to PGD"
         )
     if use_art is False:
-        return False, "ART disabled by use_art=False; the headline uses gradmod's FGSM and PGD only"
+        return False, "ART disabled (use_art=False, or --no-art in gradmod attack); the headline uses gradmod's FGSM and PGD only"
     if not installed:
         return False, "adversarial-robustness-toolbox is not installed; the headline uses gradmod's FGSM and PGD only"
     return True, "ART AutoPGD (cross-entropy, difference of logits ratio) and Square Attack included"
