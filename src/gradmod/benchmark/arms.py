@@ -8,7 +8,7 @@ optimizer apply (``gradmod.training.recipes``); no arm gets a tuned learning
 rate that the others do not (``--lr-scale`` applies the same multiples to all).
 
 Variants are arms too: ``ARM:KEY=VALUE:KEY=VALUE`` is ARM with options of its
-gain policy changed (``lgm:feedback=centred:normalise=geomean``) or, for a KEY
+gain policy changed (``lgm:feedback=raw:normalise=ratio``) or, for a KEY
 with a dot, any config key (``baseline:schedule.min_lr_ratio=1``).
 """
 
@@ -55,7 +55,7 @@ ARMS: dict[str, Arm] = {
         Arm("baseline", "the workload's optimizer and schedule as they are"),
         Arm(
             "lgm",
-            "baseline + LayerwiseGradientModulator with default settings (hypergradient, apply=update)",
+            "baseline + LayerwiseGradientModulator with default settings (hypergradient, centred feedback, apply=update)",
             {"modulation.policy": "hypergradient"},
         ),
         Arm(
@@ -104,14 +104,14 @@ def arm_variant(name: str) -> Arm:
     for part in parts:
         key, equals, text = part.partition("=")
         if not (key and equals and text):
-            raise ValueError(f"arm {name!r}: {part!r} is not KEY=VALUE (example: lgm:feedback=centred:beta=0.05)")
+            raise ValueError(f"arm {name!r}: {part!r} is not KEY=VALUE (example: lgm:feedback=raw:beta=0.05)")
         settings[key] = _value(text)
         if "." in key:
             changes[key] = settings[key]
         else:
             options[key] = settings[key]
     if not settings:
-        raise ValueError(f"arm {name!r} changes nothing; name KEY=VALUE settings after ':', as in lgm:feedback=centred")
+        raise ValueError(f"arm {name!r} changes nothing; name KEY=VALUE settings after ':', as in lgm:feedback=raw")
     if options:
         policy = changes.get("modulation.policy")
         if policy is None:

@@ -46,7 +46,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     parser.add_argument("--preset", default="quick", choices=sorted(PRESETS), help="preset (default: quick)")
     parser.add_argument("--workloads", type=_names, metavar="LIST", help="comma-separated workloads: cnn, vit, resnet (default: the preset's)")
-    parser.add_argument("--arms", type=_names, metavar="LIST", help=f"comma-separated arms: {', '.join(ARMS)}, or variants such as lgm:feedback=centred:beta=0.05 or baseline:optimizer.lr=0.1 (default: the preset's; baseline is always added)")
+    parser.add_argument("--arms", type=_names, metavar="LIST", help=f"comma-separated arms: {', '.join(ARMS)}, or variants such as lgm:feedback=raw:beta=0.05 or baseline:optimizer.lr=0.1 (default: the preset's; baseline is always added)")
     parser.add_argument("--seeds", type=_numbers(int), metavar="LIST", help="comma-separated seeds (default: the preset's)")
     parser.add_argument("--lr-scale", type=_numbers(float), metavar="LIST", help="comma-separated multiples of every arm's learning rate, e.g. 0.1,1,10 (default: 1)")
     parser.add_argument("--training", type=_names, metavar="LIST", help="standard and/or fgsm_rs adversarial training (default: the preset's)")
