@@ -91,7 +91,7 @@ def adversarial_choice(records) -> tuple[tuple[str, float] | None, tuple[str, fl
 
 
 def stage_specs(stage: str, out: Path | None = None) -> list[RunSpec]:
-    """Every run of one stage, vit first (the longer runs); adversarial-confirm reads its choice from ``out``."""
+    """Return every run of one stage, vit first (the longer runs); adversarial-confirm reads its choice from ``out``."""
     quick, full = get_preset("quick"), get_preset("full")
 
     def matrix(preset, workload, arm, scales, training="standard", seeds=SELECT_SEEDS):
@@ -132,7 +132,7 @@ _DATASET = None
 
 
 def _run_one(args: tuple[RunSpec, str]) -> str:
-    """Worker: run one spec into OUT (skipped when its record exists)."""
+    """Run one spec into OUT in a worker process, unless its record exists."""
     global _DATASET
     import torch
 
@@ -157,7 +157,7 @@ def run(out: Path, stages: list[str], workers: int) -> None:
 
 
 def _by(records, lr_scale: float, **fields):
-    """Runs by seed with these fields and learning-rate scale."""
+    """Return the runs with these fields and learning-rate scale, by seed."""
     return {
         r["seed"]: r
         for r in records

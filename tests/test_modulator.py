@@ -374,3 +374,19 @@ def test_back_off_and_relax():
     torch.testing.assert_close(mod._policy_state["log_gain"], after_back_off * 0.5)
     assert mod._policy_state["beta_scale"].item() == pytest.approx(0.5)
     assert LayerwiseGradientModulator(model, policy="clip").back_off(0.5) == []
+
+
+def test_geomean_raw_equals_centred_within_bounds():
+    # Raw feedback with the log-gains' mean removed after each step gives the gains of
+    # centred feedback, as long as no gain reaches a bound and there is no decay.
+    gains = {}
+    for name, options in {"geomean": {"normalise": "geomean"}, "centred": {"feedback": "centred"}}.items():
+        policy_options = {"beta": 0.05, "min_gain": 0.01, "max_gain": 100.0, "feedback": "raw", **options}
+        model = make_model(torch.float64)
+        optimizer = OPTIMIZERS["sgd_momentum"](model.parameters(), 0.05)
+        mod = LayerwiseGradientModulator(model, policy=Hypergradient(**policy_options)).attach(optimizer)
+        for inputs, labels in make_batches(25, torch.float64):
+            train_step(model, optimizer, inputs, labels)
+        gains[name] = list(mod.gains().values())
+    assert max(abs(math.log(g)) for g in gains["centred"]) > 0.01  # the gains moved
+    assert gains["geomean"] == pytest.approx(gains["centred"], abs=1e-9)
