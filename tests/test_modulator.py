@@ -99,7 +99,7 @@ HYPERGRADIENT_OPTIONS = {
     "raw": {"feedback": "raw"},
     "ema": {"feedback": "ema", "smoothing": 0.8},
     "relative": {"feedback": "relative", "smoothing": 0.8},
-    "geomean": {"normalise": "geomean"},
+    "raw_geomean": {"feedback": "raw", "normalise": "geomean"},
     "ratio": {"normalise": "ratio", "max_ratio": 1.05},  # tight enough to bind
     "centred_geomean": {"feedback": "centred", "normalise": "geomean"},
 }
@@ -158,9 +158,17 @@ def quadratic_gain(lr_fraction, steps=40, feedback="raw"):
     return mod.gains()["(root)"]
 
 
-def test_centred_single_layer_keeps_gain():
-    assert quadratic_gain(0.02, feedback="centred") == 1.0
+def test_centred_single_layer_keeps_gain(caplog):
+    with caplog.at_level(logging.WARNING, logger="gradmod"):
+        assert quadratic_gain(0.02, feedback="centred") == 1.0
     assert quadratic_gain(0.95, feedback="centred") == 1.0
+    assert "keeps the gain of a single layer ((root)) at 1" in caplog.text
+
+
+def test_raw_single_layer_no_warning(caplog):
+    with caplog.at_level(logging.WARNING, logger="gradmod"):
+        quadratic_gain(0.02, feedback="raw")
+    assert "single layer" not in caplog.text
 
 
 def test_quadratic_gain_grows_when_lr_small():
@@ -209,7 +217,8 @@ def test_skip_warning_rate_limited(caplog):
             optimizer.step()
 
     assert mod.skipped_steps == 10
-    assert len(caplog.records) == 4  # at skips 1, 2, 4 and 8
+    skips = [record for record in caplog.records if "skipped optimizer step" in record.getMessage()]
+    assert len(skips) == 4  # at skips 1, 2, 4 and 8
 
 
 def test_zero_weights_and_gradients_stay_finite():

@@ -46,6 +46,7 @@ Means run over the layers with a gradient this step; the others keep their gains
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -57,6 +58,8 @@ from gradmod.modulation.policies._base import GainPolicy, check_gain_range, chec
 from gradmod.modulation.signals import Signals
 
 __all__ = ["Hypergradient", "hypergradient_step", "FEEDBACK_MODES", "NORMALISATIONS"]
+
+logger = logging.getLogger(__name__)
 
 FEEDBACK_MODES = ("raw", "centred", "ema", "relative")
 NORMALISATIONS = ("free", "geomean", "ratio")
@@ -126,6 +129,13 @@ class Hypergradient(GainPolicy):
             raise ValueError(f"max_ratio must be > 1 (a gain may differ from the others by this factor), got {max_ratio!r}")
 
     def init_state(self, layer_names: Sequence[str], device: torch.device, dtype: torch.dtype) -> dict[str, Tensor]:
+        if len(layer_names) == 1 and (self.feedback == "centred" or self.normalise == "geomean"):
+            # Both remove the mean over layers, which is all there is with one layer.
+            logger.warning(
+                "hypergradient with feedback=%r and normalise=%r keeps the gain of a single layer (%s) at 1; "
+                "use feedback='raw' with normalise='free', or split the model into more layers (groups=, depth=)",
+                self.feedback, self.normalise, layer_names[0],
+            )
         return {
             "log_gain": torch.zeros(len(layer_names), device=device, dtype=dtype),
             # relax() shrinks beta through this factor, so it is state, not configuration.
