@@ -12,7 +12,7 @@ the selection left open. Their protocol is fixed here, before any of their runs:
 - lr-sweep: cnn and vit, quick preset, seeds 0-2. The baseline and centred
   LGM at 0.1x, 0.3x, 1x, 3x and 10x of their tuned rates. A method is more
   robust to the learning rate when its mean shortfall from its own best,
-  over the five rates, is smaller; per rate, LGM against the baseline is
+  over the five rates, is smaller. At each rate, LGM and the baseline are
   paired by seed.
 - schedule: cnn and vit, quick preset, seeds 0-2. A constant rate (no warmup,
   no decay) at the tuned rates, for the baseline, centred LGM and raw LGM.
@@ -56,7 +56,7 @@ from gradmod.benchmark.stats import paired_difference, paired_ratio  # noqa: E40
 
 CENTRED = "lgm:feedback=centred"
 RAW = "lgm:feedback=raw"
-TUNED = {"cnn": 1.0, "vit": 2.0}  # the selection's baseline rates; LGM's is 1x on both
+TUNED = {"cnn": 1.0, "vit": 2.0}  # the selection's baseline rates. LGM's tuned rate is 1x on both.
 SWEEP = (0.1, 0.3, 1.0, 3.0, 10.0)
 CONSTANT = {"schedule.warmup_steps": 0, "schedule.min_lr_ratio": 1.0}
 STAGES = ("adversarial", "lr-sweep", "schedule", "muon", "raw-high-lr", "adversarial-edge", "adversarial-confirm")
@@ -91,7 +91,10 @@ def adversarial_choice(records) -> tuple[tuple[str, float] | None, tuple[str, fl
 
 
 def stage_specs(stage: str, out: Path | None = None) -> list[RunSpec]:
-    """Return every run of one stage, vit first (the longer runs); adversarial-confirm reads its choice from ``out``."""
+    """Return every run of one stage, vit first (the longer runs).
+
+    The adversarial-confirm stage reads its choice from the runs in ``out``.
+    """
     quick, full = get_preset("quick"), get_preset("full")
 
     def matrix(preset, workload, arm, scales, training="standard", seeds=SELECT_SEEDS):
@@ -100,7 +103,10 @@ def stage_specs(stage: str, out: Path | None = None) -> list[RunSpec]:
     if stage == "adversarial-confirm":
         chosen = adversarial_choice(load_runs(out, training=None)) if out is not None else (None, None)
         if None in chosen:
-            raise SystemExit("adversarial-confirm needs every run of adversarial and adversarial-edge in OUT first")
+            raise SystemExit(
+                f"missing runs in {out}: adversarial-confirm needs every run of the adversarial and "
+                "adversarial-edge stages; run those stages first"
+            )
         return [spec for arm, scale in chosen for spec in matrix(full, "vit", _arm(arm), (scale,), "fgsm_rs", CONFIRM_SEEDS)]
 
     specs: list[RunSpec] = []
